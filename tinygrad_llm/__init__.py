@@ -1,1 +1,35 @@
-"""tinygrad-llm."""
+"""tinygrad-llm: a GPT-style language model from the first gradient, on the CPU.
+
+A NumPy reverse-mode autograd engine (``Tensor``) with Numba kernels for the hot ops,
+and on top of it the pipeline of "Build a Large Language Model (From Scratch)".
+"""
+
+from tinygrad_llm.tensor import (  # noqa: F401  (the tensor module must be imported first)
+    AnomalyError,
+    BackwardStep,
+    ShapeError,
+    Tensor,
+    cat,
+    concatenate,
+    default_dtype,
+    detect_anomaly,
+    get_default_dtype,
+    is_grad_enabled,
+    no_grad,
+    ones,
+    randn,
+    set_default_dtype,
+    split,
+    stack,
+    tensor,
+    tril_mask,
+    triu_mask,
+    where,
+    zeros,
+)
+from tinygrad_llm.function import Function  # noqa: F401,E402
+from tinygrad_llm import functional  # noqa: F401,E402
+from tinygrad_llm.kernels import get_backend, set_backend, use_backend  # noqa: F401,E402
+from tinygrad_llm.autograd import GradcheckError, gradcheck, print_backward, to_dot  # noqa: F401,E402
+
+__version__ = "0.1.0"
