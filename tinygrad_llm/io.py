@@ -66,7 +66,8 @@ def save_safetensors(path: str | os.PathLike, tensors: dict[str, np.ndarray],
         arr = np.asarray(arr)
         if arr.dtype not in _NAMES:
             raise TypeError(f"save_safetensors: {name!r} has unsupported dtype {arr.dtype}")
-        arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+        # (not np.ascontiguousarray: it turns a 0-d array into shape (1,))
+        arr = np.array(arr, dtype=arr.dtype.newbyteorder("<"), order="C", copy=None)
         header[name] = {"dtype": _NAMES[arr.dtype.newbyteorder("=")], "shape": list(arr.shape),
                         "data_offsets": [offset, offset + arr.nbytes]}
         offset += arr.nbytes
