@@ -73,3 +73,7 @@ def as_token_array(name: str, token_ids: object) -> np.ndarray:
     if arr.size and arr.dtype.kind == "i" and int(arr.min()) < 0:
         raise ValueError(f"{name} must hold non-negative token ids, got minimum {int(arr.min())}")
     return arr
+
+
+class MalformedRecordError(ValueError):
+    """A record of a data set is malformed; the message names its index and the problem."""

@@ -22,13 +22,29 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from tinygrad_llm.data._checks import as_token_array, check_fraction, check_int, check_optional_int
 
-__all__ = ["DataLoader", "GPTDataset", "create_dataloader", "default_collate", "train_val_split"]
+__all__ = [
+    "DataLoader",
+    "GPTDataset",
+    "Splits",
+    "create_dataloader",
+    "default_collate",
+    "train_val_split",
+]
+
+
+class Splits(NamedTuple):
+    """Train / validation / test parts of a data set (use the names: the book's chapter 7
+    cuts its data in the order train, test, validation)."""
+
+    train: list[Any]
+    val: list[Any]
+    test: list[Any]
 
 
 class GPTDataset:
