@@ -343,8 +343,9 @@ class Tensor:
     def _other(self, other) -> Tensor:
         if isinstance(other, Tensor):
             return other
+        # a number or array meeting a float tensor takes that tensor's dtype (not the default)
         dtype = self.dtype if self.dtype.kind == "f" else None
-        return Tensor(np.asarray(other, dtype=dtype) if dtype is not None else other)
+        return Tensor(other, dtype=dtype)
 
     def add(self, other) -> Tensor:
         return _ew.Add.apply(self, self._other(other))
