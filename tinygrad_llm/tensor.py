@@ -589,17 +589,19 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
 
 
 def zeros(*shape, requires_grad: bool = False, dtype=None) -> Tensor:
-    return Tensor(np.zeros(shape, dtype or STATE.default_dtype), requires_grad=requires_grad)
+    dt = dtype or STATE.default_dtype
+    return Tensor(np.zeros(shape, dt), requires_grad=requires_grad, dtype=dt)
 
 
 def ones(*shape, requires_grad: bool = False, dtype=None) -> Tensor:
-    return Tensor(np.ones(shape, dtype or STATE.default_dtype), requires_grad=requires_grad)
+    dt = dtype or STATE.default_dtype
+    return Tensor(np.ones(shape, dt), requires_grad=requires_grad, dtype=dt)
 
 
 def randn(*shape, requires_grad: bool = False, dtype=None, rng=None) -> Tensor:
     rng = rng if rng is not None else np.random.default_rng()
-    data = rng.standard_normal(shape).astype(dtype or STATE.default_dtype)
-    return Tensor(data, requires_grad=requires_grad)
+    dt = dtype or STATE.default_dtype
+    return Tensor(rng.standard_normal(shape).astype(dt), requires_grad=requires_grad, dtype=dt)
 
 
 def cat(tensors, axis: int = 0) -> Tensor:
