@@ -201,7 +201,12 @@ class Tensor:
         return self
 
     def astype(self, dtype) -> Tensor:
-        return Tensor(self.data.astype(dtype), requires_grad=self.requires_grad)
+        """A copy in ``dtype``. Float to float is an op (gradients flow back, cast back);
+        any other conversion gives a new tensor without gradient."""
+        dt = np.dtype(dtype)
+        if dt.kind == "f" and self.dtype.kind == "f":
+            return _ew.Cast.apply(self, dtype=dt)
+        return Tensor(self.data.astype(dt), dtype=dt)
 
     def __repr__(self) -> str:
         extra = ", requires_grad=True" if self.requires_grad else ""

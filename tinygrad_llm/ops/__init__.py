@@ -1,6 +1,6 @@
 """The differentiable ops, one Function class each, forward and backward side by side.
 
-elementwise.py  + - * / neg pow exp log sqrt tanh relu sigmoid where masked_fill
+elementwise.py  + - * / cast neg pow exp log sqrt tanh relu sigmoid where masked_fill
 reduce.py       sum mean max var
 movement.py     reshape permute getitem concatenate stack
 matmul.py       matmul (2-D and batched, broadcasting batch dims)

@@ -76,6 +76,17 @@ class Div(Function):
         return da, db
 
 
+class Cast(Function):
+    """out = x converted to another float dtype.   dx = dout converted back to x's dtype."""
+
+    def forward(self, x, dtype):
+        self.in_dtype = x.dtype
+        return x.astype(dtype)
+
+    def backward(self, dout):
+        return (dout.astype(self.in_dtype),)
+
+
 class Neg(Function):
     """out = -x.   dx = -dout."""
 
