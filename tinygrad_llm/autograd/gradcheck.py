@@ -36,7 +36,10 @@ def _prepare(inputs) -> list:
                     f"gradcheck: input {i} is {arr.dtype}; finite differences need float64, "
                     f"so it is checked as float64", stacklevel=3)
             needs = x.requires_grad if isinstance(x, Tensor) else True
-            out.append(Tensor(arr.astype(np.float64), requires_grad=needs, dtype=np.float64))
+            # a C-ordered copy: the checker perturbs it through a flat view, which a
+            # transposed (F-ordered) array would not give
+            data = np.array(arr, dtype=np.float64, order="C")
+            out.append(Tensor(data, requires_grad=needs, dtype=np.float64))
         else:
             out.append(x)  # a constant (integer ids, masks, numbers): passed as it is
     return out
@@ -89,7 +92,7 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence, eps: float = 1e-6,
         y0 = _run(fn, xs)
     m = y0.size
     # one-hot upstream gradients check the full Jacobian of small outputs; else one random v
-    vs = np.eye(m) if m <= 16 else rng.standard_normal((1, m))
+    vs = np.eye(m) if 0 < m <= 16 else rng.standard_normal((1, m))  # (1, 0) if empty
 
     analytic = [_analytic(fn, xs, v) for v in vs]  # [v][input] -> grad
 
@@ -131,6 +134,7 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence, eps: float = 1e-6,
         if bad.any():
             k = np.unravel_index(np.argmax(np.where(bad, err, -1)), err.shape)
             idx = np.unravel_index(k[1], x.shape) if where == "element" else k[1]
+            idx = tuple(int(i) for i in idx) if where == "element" else int(idx)
             raise GradcheckError(
                 f"gradcheck: input {i} (shape {x.shape}), {where} {idx}"
                 f"{f', output element {k[0]}' if m <= 16 else ''}: numeric {numeric[k]:.8g}, "
