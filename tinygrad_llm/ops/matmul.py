@@ -35,7 +35,8 @@ class MatMul(Function):
             np.broadcast_shapes(a2.shape[:-2], b2.shape[:-2])
         except ValueError:
             raise ShapeError(
-                f"matmul: batch dims {a.shape[:-2]} and {b.shape[:-2]} do not broadcast"
+                f"matmul: batch dims {a.shape[:-2]} and {b.shape[:-2]} do not broadcast: a is "
+                f"{a.shape}, b is {b.shape}; leading sizes must match or be 1"
             ) from None
         self.save_for_backward(a2, b2)
         if b2.ndim == 2 and a2.ndim > 2:  # (..., M, K) @ (K, N) as one GEMM
