@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from tinygrad_llm.data._checks import MalformedRecordError
 from tinygrad_llm.data.bpe import GPT2_PATTERN, BPETokenizer, bytes_to_unicode
-from tinygrad_llm.data.fetch import (
+from tinygrad_llm.data.download import (
     DATASETS,
     ChecksumError,
     DataNotAvailableError,

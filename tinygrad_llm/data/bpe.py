@@ -490,7 +490,7 @@ class BPETokenizer:
                 f"fetched), got vocab_path={vocab_path!r}, encoder_path={encoder_path!r}"
             )
         if vocab_path is None or encoder_path is None:
-            from tinygrad_llm.data.fetch import fetch
+            from tinygrad_llm.data.download import fetch
 
             folder = fetch("gpt2-vocab")
             vocab_path, encoder_path = folder / "vocab.bpe", folder / "encoder.json"

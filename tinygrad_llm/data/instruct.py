@@ -117,7 +117,7 @@ def load_instruction_data(
             "instruction-data-with-preference"; extra keys such as ``chosen`` are kept).
     """
     if path is None:
-        from tinygrad_llm.data.fetch import fetch
+        from tinygrad_llm.data.download import fetch
 
         path = fetch(name)
     path = Path(path)

@@ -91,7 +91,7 @@ def spam_splits(
         full collection: 747 + 747 messages, split 1045 / 149 / 300.
     """
     if path is None:
-        from tinygrad_llm.data.fetch import fetch
+        from tinygrad_llm.data.download import fetch
 
         path = fetch("sms-spam")
     seed = check_int("seed", seed, minimum=0)

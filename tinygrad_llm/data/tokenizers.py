@@ -237,7 +237,7 @@ def _load_tiktoken_gpt2() -> Any:
     try:
         return tiktoken.get_encoding("gpt2")
     except Exception as first:  # noqa: BLE001 - tiktoken's download errors have many types
-        from tinygrad_llm.data.fetch import fetch
+        from tinygrad_llm.data.download import fetch
 
         try:
             folder = fetch("gpt2-vocab", download=False)
