@@ -32,7 +32,8 @@ class Sum(Function):
         return np.asarray(x.sum(axis=self.axes, keepdims=keepdims))
 
     def backward(self, dout):
-        return (np.ascontiguousarray(_expand(dout, self.shape, self.axes, self.keepdims)),)
+        # a writable copy (not np.ascontiguousarray, which turns a 0-d array into shape (1,))
+        return (_expand(dout, self.shape, self.axes, self.keepdims).copy(),)
 
 
 class Mean(Function):
