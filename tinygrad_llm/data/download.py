@@ -379,6 +379,7 @@ def _download(spec: DatasetSpec, f: RemoteFile, target: Path, timeout: float, lo
                 "checksum of the mirrored copy); keeping it, its content is validated when read",
                 stacklevel=3,
             )
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a cache may be shared
         os.replace(tmp, target)
         temps.remove(tmp)
     finally:

@@ -213,13 +213,19 @@ _TIKTOKEN_HELP = (
 
 
 @lru_cache(maxsize=4)
+def _gpt2_bpe(folder: str) -> Any:
+    """The from-scratch GPT-2 tokenizer of a folder, parsed once per process."""
+    from tinygrad_llm.data.bpe import BPETokenizer
+
+    return BPETokenizer.from_gpt2(Path(folder) / "vocab.bpe", Path(folder) / "encoder.json")
+
+
+@lru_cache(maxsize=4)
 def _gpt2_from_files(folder: str) -> Any:
     """A tiktoken gpt2 Encoding built from our own verified copies of GPT-2's files."""
     import tiktoken
 
-    from tinygrad_llm.data.bpe import BPETokenizer
-
-    bpe = BPETokenizer.from_gpt2(Path(folder) / "vocab.bpe", Path(folder) / "encoder.json")
+    bpe = _gpt2_bpe(folder)
     return tiktoken.Encoding(
         "gpt2",
         # tiktoken's own gpt2 pattern is an equivalent, faster form; use the same pattern as
@@ -260,7 +266,7 @@ def get_tokenizer(
             tiktoken cannot load its files (offline, no ``TIKTOKEN_CACHE_DIR``) but
             ``fetch("gpt2-vocab")`` finds local copies, the encoding is built from those.
             "bpe" returns the from-scratch :class:`~tinygrad_llm.data.bpe.BPETokenizer`
-            (same ids).
+            (same ids; the files are parsed once per process and the instance shared).
 
     Raises:
         RuntimeError: the GPT-2 files are not available; the message says how to point
@@ -274,7 +280,7 @@ def get_tokenizer(
     if backend == "tiktoken":
         return TiktokenTokenizer(_load_tiktoken_gpt2())
     if backend == "bpe":
-        from tinygrad_llm.data.bpe import BPETokenizer
+        from tinygrad_llm.data.download import fetch
 
-        return BPETokenizer.from_gpt2()
+        return _gpt2_bpe(str(fetch("gpt2-vocab")))
     raise ValueError(f"backend must be 'tiktoken' or 'bpe', got {backend!r}")
