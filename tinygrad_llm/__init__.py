@@ -33,3 +33,36 @@ from tinygrad_llm.kernels import get_backend, set_backend, use_backend  # noqa: 
 from tinygrad_llm.autograd import GradcheckError, gradcheck, print_backward, to_dot  # noqa: F401,E402
 
 __version__ = "0.1.0"
+
+# -- the model layer and generation (chapters 3-5): nn, GPTModel, generate -----------------
+from tinygrad_llm import nn  # noqa: F401
+from tinygrad_llm.config import PRESETS, GPTConfig  # noqa: F401
+from tinygrad_llm.generate import (  # noqa: F401
+    generate,
+    generate_stream,
+    generate_text_simple,
+    text_to_token_ids,
+    token_ids_to_text,
+)
+from tinygrad_llm.nn import (  # noqa: F401
+    GELU,
+    CausalAttention,
+    Dropout,
+    Embedding,
+    FeedForward,
+    GPTModel,
+    KVCache,
+    LayerNorm,
+    Linear,
+    Module,
+    ModuleList,
+    MultiHeadAttention,
+    MultiHeadAttentionWrapper,
+    Parameter,
+    SelfAttention_v1,
+    SelfAttention_v2,
+    Sequential,
+    TransformerBlock,
+    simple_self_attention,
+)
+from tinygrad_llm.random import get_rng, get_rng_state, manual_seed, set_rng_state  # noqa: F401
