@@ -263,7 +263,7 @@ def gpt2_weights_path(size: str, cache_dir=None, download: bool = True) -> Path:
     publishes no checksum we could pin offline, so the download is not sha256-verified; it
     is checked to be a complete safetensors file with every expected tensor when loaded.
     """
-    from tinygrad_llm.data.fetch import DatasetSpec, RemoteFile, fetch
+    from tinygrad_llm.data import DatasetSpec, RemoteFile, fetch
 
     repo = GPT2_SIZES[size][0]
     folder = f"gpt2-{size}"
