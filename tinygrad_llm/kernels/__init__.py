@@ -12,8 +12,8 @@ The backend is chosen by ``TINYGRAD_LLM_BACKEND=numpy|numba`` (default ``numba``
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 BACKENDS = ("numpy", "numba")
 
@@ -28,6 +28,26 @@ def _check(name: str) -> str:
 
 
 _backend = _check(os.environ.get("TINYGRAD_LLM_BACKEND", "numba"))
+
+# Numba's threading layer, chosen before any parallel kernel runs (the layer is fixed at the
+# first parallel launch). A training step alternates NumPy's OpenBLAS GEMMs with parallel Numba
+# kernels on the same 2 cores, so the layer whose idle threads *sleep* wins. Measured here
+# (2 cores, GEMM (1024,768)x(768,2304) 17 ms alternating with a parallel softmax over
+# (1024, 2304) 6 ms; ratio = alternating time / (GEMM alone + kernel alone)):
+#   workqueue 1.28,  tbb 1.25-1.30,  omp (GNU, spinning) 1.56,  omp + OMP_WAIT_POLICY=passive 1.26
+#   (gemm followed by 3 short kernels: workqueue 1.05, omp 2.34: libgomp spins after each kernel
+#   and steals the core OpenBLAS needs next).
+# workqueue is built into Numba (tbb would need the `tbb` package) and never spins. What is
+# left of the 1.28 is OpenBLAS's own worker spinning for ~0.1 s after each GEMM
+# (OPENBLAS_THREAD_TIMEOUT, read when NumPy loads, so not settable from here: with
+# OPENBLAS_THREAD_TIMEOUT=4 the ratio is 0.97). An explicit NUMBA_THREADING_LAYER wins.
+# It goes into os.environ too because Numba re-reads NUMBA_* variables whenever one changes
+# (e.g. NUMBA_CACHE_DIR) and would reset an assignment to numba.config alone.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    os.environ["NUMBA_THREADING_LAYER"] = "workqueue"
+    import numba
+
+    numba.config.THREADING_LAYER = "workqueue"
 
 
 def get_backend() -> str:
