@@ -4,9 +4,11 @@ For an op y = f(x_1, ..., x_n) and a fixed upstream gradient v (random, or one-h
 output element for small outputs, which checks the whole Jacobian), the engine's backward
 gives g_i = v^T (dy/dx_i). Each element j of g_i is compared with
 
-    (phi(x_i + eps e_j) - phi(x_i - eps e_j)) / (2 eps),   phi = sum(v * f(...)),
+    sum(v * (f(x_i + eps e_j) - f(x_i - eps e_j))) / (2 eps),
 
-whose error is O(eps^2). Inputs with more than ``max_elements`` elements are checked along a
+whose error is O(eps^2). (The outputs are subtracted before the sum with v, so that large
+constant outputs, like -1e9 from a masked_fill, cancel exactly instead of drowning the
+difference in rounding error.) Inputs with more than ``max_elements`` elements are checked along a
 few random directions u instead (g_i . u against the difference quotient along u).
 Also checked: each gradient's shape, that a zero upstream gradient gives zero gradients,
 and that two backward passes over fresh graphs agree.
@@ -96,9 +98,9 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence, eps: float = 1e-6,
 
     analytic = [_analytic(fn, xs, v) for v in vs]  # [v][input] -> grad
 
-    def phi_all(inputs_now) -> np.ndarray:  # v . f(x) for every v at once
+    def f_flat(inputs_now) -> np.ndarray:  # f(x) as a flat float64 vector
         with no_grad():
-            return vs @ _run(fn, inputs_now).data.reshape(-1)
+            return _run(fn, inputs_now).data.reshape(-1).astype(np.float64)
 
     for i, x in enumerate(xs):
         if not (isinstance(x, Tensor) and x.requires_grad):
@@ -109,11 +111,11 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence, eps: float = 1e-6,
             for j in range(x.size):
                 old = flat[j]
                 flat[j] = old + eps
-                plus = phi_all(xs)
+                plus = f_flat(xs)
                 flat[j] = old - eps
-                minus = phi_all(xs)
+                minus = f_flat(xs)
                 flat[j] = old
-                numeric[:, j] = (plus - minus) / (2 * eps)
+                numeric[:, j] = vs @ (plus - minus) / (2 * eps)
             got = np.stack([a[i].reshape(-1) for a in analytic])
             where = "element"
         else:
@@ -122,10 +124,10 @@ def gradcheck(fn: Callable[..., Tensor], inputs: Sequence, eps: float = 1e-6,
             base = flat.copy()
             for j, u in enumerate(us):
                 flat[:] = base + eps * u
-                plus = phi_all(xs)
+                plus = f_flat(xs)
                 flat[:] = base - eps * u
-                minus = phi_all(xs)
-                numeric[:, j] = (plus - minus) / (2 * eps)
+                minus = f_flat(xs)
+                numeric[:, j] = vs @ (plus - minus) / (2 * eps)
             flat[:] = base
             got = np.stack([us @ a[i].reshape(-1) for a in analytic])
             where = "random direction"
