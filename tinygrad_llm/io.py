@@ -17,7 +17,7 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 
@@ -96,7 +96,8 @@ def read_safetensors_header(path: str | os.PathLike) -> tuple[dict, int]:
         try:
             header = json.loads(f.read(n))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise CheckpointError(f"{path}: the safetensors header is not valid JSON ({e})")
+            raise CheckpointError(
+                f"{path}: the safetensors header is not valid JSON ({e})") from None
     data_size = size - 8 - n
     for name, info in header.items():
         if name == "__metadata__":

@@ -17,7 +17,7 @@ and that two backward passes over fresh graphs agree.
 from __future__ import annotations
 
 import warnings
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 

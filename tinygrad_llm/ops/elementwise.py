@@ -216,7 +216,9 @@ class Where(Function):
         try:
             np.broadcast_shapes(cond.shape, shape)
         except ValueError:
-            raise ShapeError(f"where: condition {cond.shape} does not broadcast with {shape}")
+            raise ShapeError(
+                f"where: condition {cond.shape} does not broadcast with {shape}"
+            ) from None
         self.cond, self.shapes = cond, (a.shape, b.shape)
         return np.where(cond, a, b)
 

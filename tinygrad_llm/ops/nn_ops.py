@@ -119,7 +119,9 @@ class Linear(Function):
         x2, w = self.saved
         d2 = dout.reshape(-1, dout.shape[-1])  # (N, out)
         need = self.needs_input_grad
-        dx = k_mm.matmul_forward(d2, w).reshape(dout.shape[:-1] + (w.shape[1],)) if need[0] else None
+        dx = None
+        if need[0]:
+            dx = k_mm.matmul_forward(d2, w).reshape(dout.shape[:-1] + (w.shape[1],))
         dw = k_mm.matmul_forward(d2.T, x2) if need[1] else None
         grads = (dx, dw)
         if self.has_bias:
@@ -216,7 +218,8 @@ class CausalAttention(Function):
     """
 
     def forward(self, q, k, v, scale=None):
-        if q.ndim != 4 or k.shape != v.shape or q.shape[:2] + q.shape[3:] != k.shape[:2] + k.shape[3:]:
+        same_bhd = q.shape[:2] + q.shape[3:] == k.shape[:2] + k.shape[3:]
+        if q.ndim != 4 or k.shape != v.shape or not same_bhd:
             raise ShapeError(
                 f"attention: expected q (B, H, Tq, D) and k, v (B, H, Tk, D); got q {q.shape}, "
                 f"k {k.shape}, v {v.shape}"
