@@ -17,8 +17,12 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# pretrain a small GPT on "The Verdict" (fetched, or from $$TINYGRAD_LLM_DATA_DIR), then
+# generate from the checkpoint it wrote
 demo: $(STAMP)
-	$(BIN)/python examples/00_backprop_by_hand.py
+	$(BIN)/tinygrad-llm pretrain --out runs/demo
+	$(BIN)/tinygrad-llm generate --checkpoint runs/demo/model.safetensors \
+		--prompt "Every effort moves you" --max-new-tokens 40 --temperature 0.8 --top-k 20
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
