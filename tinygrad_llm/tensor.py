@@ -593,20 +593,28 @@ def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
     return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
 
+def _shape_arg(shape: tuple) -> tuple[int, ...]:
+    """zeros(2, 3) and zeros((2, 3)) alike, as for reshape()."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return shape
+
+
 def zeros(*shape, requires_grad: bool = False, dtype=None) -> Tensor:
     dt = dtype or STATE.default_dtype
-    return Tensor(np.zeros(shape, dt), requires_grad=requires_grad, dtype=dt)
+    return Tensor(np.zeros(_shape_arg(shape), dt), requires_grad=requires_grad, dtype=dt)
 
 
 def ones(*shape, requires_grad: bool = False, dtype=None) -> Tensor:
     dt = dtype or STATE.default_dtype
-    return Tensor(np.ones(shape, dt), requires_grad=requires_grad, dtype=dt)
+    return Tensor(np.ones(_shape_arg(shape), dt), requires_grad=requires_grad, dtype=dt)
 
 
 def randn(*shape, requires_grad: bool = False, dtype=None, rng=None) -> Tensor:
     rng = rng if rng is not None else np.random.default_rng()
     dt = dtype or STATE.default_dtype
-    return Tensor(rng.standard_normal(shape).astype(dt), requires_grad=requires_grad, dtype=dt)
+    data = rng.standard_normal(_shape_arg(shape)).astype(dt)
+    return Tensor(data, requires_grad=requires_grad, dtype=dt)
 
 
 def cat(tensors, axis: int = 0) -> Tensor:
