@@ -46,6 +46,10 @@ def test_sequential_and_modulelist_name_by_index():
     assert y.shape == (5, 1)
     with pytest.raises(TypeError, match="expected a Module"):
         ml.append("no")
+    ml[0] = nn.Linear(2, 2, bias=False)  # replacing a child renames nothing else
+    assert [n for n, _ in ml.named_parameters()] == ["0.weight", "1.scale", "1.shift"]
+    with pytest.raises(TypeError, match="expected a Module"):
+        ml[0] = 3
 
 
 def test_modules_and_train_eval_flags():

@@ -173,7 +173,8 @@ class CausalAttention(Module):
         keys = self.W_key(x)  # (B, T, d_out)
         attn_scores = queries @ keys.transpose(1, 2)  # (B, T, T)
         # -inf before the softmax: exp(-inf) = 0, and each row is still normalised to 1
-        attn_scores = attn_scores.masked_fill(self.mask[:num_tokens, :num_tokens], -np.inf)
+        mask = self.mask[:num_tokens, :num_tokens]  # (T, T) True above the diagonal
+        attn_scores = attn_scores.masked_fill(mask, -np.inf)  # (B, T, T)
         return (attn_scores / math.sqrt(keys.shape[-1])).softmax(axis=-1)  # (B, T, T)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -204,7 +205,7 @@ class MultiHeadAttentionWrapper(Module):
 
     def attention_weights(self, x: Tensor) -> Tensor:
         """Every head's weights stacked: (B, num_heads, T, T)."""
-        return stack([head.attention_weights(x) for head in self.heads], axis=1)
+        return stack([head.attention_weights(x) for head in self.heads], axis=1)  # (B, n, T, T)
 
     def forward(self, x: Tensor) -> Tensor:
         return cat([head(x) for head in self.heads], axis=-1)  # (B, T, num_heads * d_out)
@@ -268,7 +269,7 @@ class MultiHeadAttention(Module):
         """The causal attention weights of every head (no dropout): (B, H, T, T)."""
         queries, keys, _ = self._project(_as_tensor(x))
         self._check_length(keys.shape[2])
-        return self._explicit_weights(queries, keys)
+        return self._explicit_weights(queries, keys)  # (B, H, T, T)
 
     def _explicit_weights(self, queries: Tensor, keys: Tensor) -> Tensor:
         tq, tk = queries.shape[2], keys.shape[2]
@@ -292,12 +293,12 @@ class MultiHeadAttention(Module):
         b, t = x.shape[0], x.shape[1]
         if kv_cache is not None:
             with no_grad():  # cached keys are plain arrays: no gradient flows through them
-                queries, keys, values = self._project(x)
+                queries, keys, values = self._project(x)  # each (B, H, T, D)
                 k_all, v_all = kv_cache.update(keys.data, values.data)  # (B, H, pos+T, D)
                 keys, values = Tensor(k_all, dtype=k_all.dtype), Tensor(v_all, dtype=v_all.dtype)
-                return self._attend(queries, keys, values, b, t, force_explicit)
-        queries, keys, values = self._project(x)
-        return self._attend(queries, keys, values, b, t, force_explicit)
+                return self._attend(queries, keys, values, b, t, force_explicit)  # (B, T, d_out)
+        queries, keys, values = self._project(x)  # each (B, H, T, D)
+        return self._attend(queries, keys, values, b, t, force_explicit)  # (B, T, d_out)
 
     def _attend(self, queries: Tensor, keys: Tensor, values: Tensor, b: int, t: int,
                 force_explicit: bool) -> Tensor:

@@ -129,8 +129,8 @@ class GPTModel(Module):
         idx = self._check_ids(in_idx, kv_cache)
         if kv_cache is not None:
             with no_grad():
-                return self._forward(idx, kv_cache, last_only)
-        return self._forward(idx, None, last_only)
+                return self._forward(idx, kv_cache, last_only)  # (B, T or 1, V)
+        return self._forward(idx, None, last_only)  # (B, T or 1, V)
 
     def _forward(self, idx: np.ndarray, kv_cache: KVCache | None, last_only: bool) -> Tensor:
         start = kv_cache.pos if kv_cache is not None else 0

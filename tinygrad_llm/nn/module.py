@@ -227,6 +227,11 @@ class ModuleList(Module):
     def __getitem__(self, i: int) -> Module:
         return self._items[i]
 
+    def __setitem__(self, i: int, module: Module) -> None:
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList: expected a Module, got {type(module).__name__}")
+        self._items[i] = module
+
     def __len__(self) -> int:
         return len(self._items)
 
