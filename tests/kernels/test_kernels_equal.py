@@ -17,7 +17,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tinygrad_llm.kernels import adamw
+from tinygrad_llm.kernels import attention as at
 from tinygrad_llm.kernels import cross_entropy as ce
+from tinygrad_llm.kernels import embedding as em
+from tinygrad_llm.kernels import gelu as ge
+from tinygrad_llm.kernels import layernorm as ln
 from tinygrad_llm.kernels import softmax as sm
 
 SETTINGS = settings(max_examples=30, deadline=None)
@@ -121,3 +126,130 @@ def test_cross_entropy_target_out_of_range():
         ce.cross_entropy_forward_nb(logits, np.array([1, 4]), -100)
     with pytest.raises(IndexError, match="out of range"):
         ce.cross_entropy_backward_nb(1.0, logits, np.array([-3, 0]), np.zeros(2), -100)
+
+
+# ---------------------------------------------------------------------------- layernorm
+
+
+@SETTINGS
+@given(n=st.integers(1, 17), c=st.integers(1, 40), dtype=DTYPES, layout=LAYOUTS,
+       seed=st.integers(0, 2**32 - 1), eps=st.sampled_from([1e-5, 1e-2]))
+def test_layernorm_forward_backward(n, c, dtype, layout, seed, eps):
+    rng = np.random.default_rng(seed)
+    x = make(rng, (n, c), dtype, layout, scale=2.0) + dtype(0.5)
+    w = make(rng, (c,), dtype, "strided")
+    b = make(rng, (c,), dtype)
+    for got, want in zip(ln.layernorm_forward_nb(x, w, b, eps),
+                         ln.layernorm_forward_ref(x, w, b, eps), strict=True):
+        close(got, want)
+    _, mean, rstd = ln.layernorm_forward_ref(x, w, b, eps)
+    dout = make(rng, (n, c), dtype, layout)
+    for got, want in zip(ln.layernorm_backward_nb(dout, x, w, mean, rstd),
+                         ln.layernorm_backward_ref(dout, x, w, mean, rstd), strict=True):
+        close(got, want)
+
+
+# --------------------------------------------------------------------------------- gelu
+
+
+@SETTINGS
+@given(shape=rows_shapes(), dtype=DTYPES, layout=LAYOUTS, seed=st.integers(0, 2**32 - 1),
+       scale=st.sampled_from([1.0, 4.0, 30.0]))
+def test_gelu_forward_backward(shape, dtype, layout, seed, scale):
+    rng = np.random.default_rng(seed)
+    x = make(rng, shape, dtype, layout, scale)
+    close(ge.gelu_forward_nb(x), ge.gelu_forward_ref(x))
+    dout = make(rng, shape, dtype, layout)
+    close(ge.gelu_backward_nb(dout, x), ge.gelu_backward_ref(dout, x))
+
+
+def test_gelu_special_values():
+    x = np.array([-np.inf, -1e4, -20.0, -0.0, 0.0, 20.0, 1e4, np.inf, np.nan], np.float32)
+    with np.errstate(all="ignore"):
+        np.testing.assert_array_equal(ge.gelu_forward_nb(x), ge.gelu_forward_ref(x))
+
+
+# ---------------------------------------------------------------------------- attention
+
+
+@st.composite
+def attention_shapes(draw):
+    tk = draw(st.one_of(st.integers(1, 9), st.integers(60, 150)))  # 1 block, or 2-3 blocks
+    tq = draw(st.one_of(st.just(tk), st.integers(1, tk)))
+    return draw(st.integers(1, 2)), draw(st.integers(1, 3)), tq, tk, draw(st.integers(1, 9))
+
+
+def heads_layout(rng, shape, dtype, layout):
+    """(B, H, T, D) arrays as the model makes them: a (B, T, H, D) array with its axes
+    1 and 2 swapped ("bthd"), or one of the generic layouts."""
+    if layout == "bthd":
+        b, h, t, d = shape
+        return np.swapaxes(make(rng, (b, t, h, d), dtype), 1, 2)
+    return make(rng, shape, dtype, layout)
+
+
+@SETTINGS
+@given(shape=attention_shapes(), dtype=DTYPES, seed=st.integers(0, 2**32 - 1),
+       layout=st.sampled_from(["c", "bthd", "strided", "transposed"]))
+def test_attention_forward_backward(shape, dtype, seed, layout):
+    b, h, tq, tk, d = shape
+    rng = np.random.default_rng(seed)
+    q = heads_layout(rng, (b, h, tq, d), dtype, layout)
+    k = heads_layout(rng, (b, h, tk, d), dtype, layout)
+    v = heads_layout(rng, (b, h, tk, d), dtype, layout)
+    scale = 1.0 / np.sqrt(d)
+    out_ref, lse_ref = at.attention_forward_ref(q, k, v, scale)
+    out_nb, lse_nb = at.attention_forward_nb(q, k, v, scale)
+    close(out_nb, out_ref)
+    close(lse_nb, lse_ref)
+    dout = heads_layout(rng, (b, h, tq, d), dtype, layout)
+    for got, want in zip(at.attention_backward_nb(dout, q, k, v, out_ref, lse_ref, scale),
+                         at.attention_backward_ref(dout, q, k, v, out_ref, lse_ref, scale),
+                         strict=True):
+        close(got, want)
+
+
+# ---------------------------------------------------------------------------- embedding
+
+
+@SETTINGS
+@given(n=st.integers(1, 40), c=st.integers(1, 70), v=st.integers(1, 10), dtype=DTYPES,
+       layout=st.sampled_from(["c", "f", "strided"]), seed=st.integers(0, 2**32 - 1))
+def test_embedding_backward_exact(n, c, v, dtype, layout, seed):
+    """Repeated ids (v is small) are summed in row order: bit-equal to np.add.at."""
+    rng = np.random.default_rng(seed)
+    dout = make(rng, (n, c), dtype, layout)
+    ids = rng.integers(0, v, n)
+    got = em.embedding_backward_nb(dout, ids, v)
+    want = em.embedding_backward_ref(dout, ids, v)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
+def test_embedding_id_out_of_range():
+    with pytest.raises(IndexError, match="out of range"):
+        em.embedding_backward_nb(np.ones((2, 3), np.float32), np.array([0, 5]), 5)
+
+
+# -------------------------------------------------------------------------------- adamw
+
+
+@SETTINGS
+@given(shape=rows_shapes(max_dims=3, max_side=7), dtype=DTYPES,
+       p_layout=LAYOUTS, g_layout=LAYOUTS, seed=st.integers(0, 2**32 - 1),
+       weight_decay=st.sampled_from([0.0, 0.1]))
+def test_adamw_several_steps(shape, dtype, p_layout, g_layout, seed, weight_decay):
+    rng = np.random.default_rng(seed)
+    p_ref = make(rng, shape, dtype, p_layout)
+    p_nb = p_ref.copy(order="K") if p_layout in ("c", "f") else make(rng, shape, dtype, p_layout)
+    p_nb[...] = p_ref
+    m_ref, v_ref = np.zeros_like(p_ref), np.zeros_like(p_ref)
+    m_nb, v_nb = np.zeros_like(p_nb), np.zeros_like(p_nb)
+    for t in range(1, 5):
+        g = make(rng, shape, dtype, g_layout)
+        args = (3e-3, 0.9, 0.95, 1e-8, weight_decay, t)
+        adamw.adamw_step_ref(p_ref, g, m_ref, v_ref, *args)
+        adamw.adamw_step_nb(p_nb, g, m_nb, v_nb, *args)
+    close(p_nb, p_ref)
+    close(m_nb, m_ref)
+    close(v_nb, v_ref)

@@ -5,17 +5,34 @@ variance); out = xhat * w + b. The backward needs two row sums because every xha
 depends on every x of that row through mean and rstd:
     g = dout * w
     dx = rstd * (g - mean(g) - xhat * mean(g * xhat))
+
+Numba versions:
+  forward:  rows in parallel (prange); mean and then the variance about it (two passes, no
+            E[x^2] - E[x]^2 cancellation) accumulate in float64, the output pass runs in the
+            input dtype.
+  backward: the rows are cut into a fixed number of chunks (``_CHUNKS``, independent of the
+            thread count, so results are deterministic); chunks run in parallel, each writes
+            dx for its rows and adds dout * xhat and dout into its own float64 row of partial
+            dw / db sums; the partials are then summed over chunks in a fixed order. One
+            pass over x and dout instead of a row pass plus a column pass.
+Against the reference: within rtol 2e-5 (float32; the reference's own float32 statistics
+are the less accurate side) and 1e-12 (float64) of the largest entry.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numba import njit, prange
 
 from tinygrad_llm.kernels import dispatch
+from tinygrad_llm.kernels._numba import FASTMATH, same_float
+
+_CHUNKS = 16  # row chunks of the backward; partial sums cost _CHUNKS * C float64
 
 
 def layernorm_forward_ref(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float):
     """Return (out (N, C), mean (N,), rstd (N,))."""
+    eps = float(eps)  # a NumPy float64 eps would turn a float32 out into float64
     mean = x.mean(axis=1)
     xc = x - mean[:, None]
     rstd = 1.0 / np.sqrt((xc * xc).mean(axis=1) + eps)
@@ -35,5 +52,97 @@ def layernorm_backward_ref(dout, x, w, mean, rstd):
     return dx, dw, db
 
 
-layernorm_forward = dispatch(layernorm_forward_ref, None)
-layernorm_backward = dispatch(layernorm_backward_ref, None)
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _ln_fwd_kernel(x, w, b, eps, out, mean, rstd):
+    """x (N, C), w, b (C,) float32|float64 C-contiguous, one dtype; eps float64 ->
+    out (N, C), mean (N,), rstd (N,) of x.dtype, written in place."""
+    n, c = x.shape
+    T = x.dtype.type
+    for i in prange(n):
+        xi = x[i]
+        s = 0.0
+        for j in range(c):
+            s += xi[j]
+        mu = s / c
+        ss = 0.0
+        for j in range(c):
+            d = xi[j] - mu
+            ss += d * d
+        rs = 1.0 / np.sqrt(ss / c + eps)
+        mean[i] = T(mu)
+        rstd[i] = T(rs)
+        mu_t = T(mu)
+        rs_t = T(rs)
+        oi = out[i]
+        for j in range(c):
+            oi[j] = (xi[j] - mu_t) * rs_t * w[j] + b[j]
+
+
+@njit(cache=True, parallel=True, fastmath=FASTMATH)
+def _ln_bwd_kernel(dout, x, w, mean, rstd, dx, dw_part, db_part):
+    """dout, x (N, C), w (C,), mean, rstd (N,) float32|float64 C-contiguous, one dtype ->
+    dx (N, C) of that dtype; dw_part, db_part (K, C) float64 partial sums of chunk k."""
+    n, c = x.shape
+    k = dw_part.shape[0]
+    T = x.dtype.type
+    for ch in prange(k):
+        r0 = ch * n // k
+        r1 = (ch + 1) * n // k
+        dwp = dw_part[ch]
+        dbp = db_part[ch]
+        for j in range(c):
+            dwp[j] = 0.0
+            dbp[j] = 0.0
+        for i in range(r0, r1):
+            xi = x[i]
+            di = dout[i]
+            mu = mean[i]
+            rs = rstd[i]
+            sg = 0.0
+            sgx = 0.0
+            for j in range(c):
+                xh = (xi[j] - mu) * rs
+                g = di[j] * w[j]
+                sg += g
+                sgx += g * xh
+                dwp[j] += di[j] * xh
+                dbp[j] += di[j]
+            mg = T(sg / c)
+            mgx = T(sgx / c)
+            dxi = dx[i]
+            for j in range(c):
+                xh = (xi[j] - mu) * rs
+                dxi[j] = rs * (di[j] * w[j] - mg - xh * mgx)
+
+
+def layernorm_forward_nb(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float):
+    """Return (out (N, C), mean (N,), rstd (N,))."""
+    if not same_float(x, w, b) or x.ndim != 2 or x.shape[1] == 0:
+        return layernorm_forward_ref(x, w, b, eps)
+    xc = np.ascontiguousarray(x)
+    n = xc.shape[0]
+    out = np.empty_like(xc)
+    mean = np.empty(n, dtype=xc.dtype)
+    rstd = np.empty(n, dtype=xc.dtype)
+    _ln_fwd_kernel(xc, np.ascontiguousarray(w), np.ascontiguousarray(b), float(eps),
+                   out, mean, rstd)
+    return out, mean, rstd
+
+
+def layernorm_backward_nb(dout, x, w, mean, rstd):
+    """Return (dx (N, C), dw (C,), db (C,))."""
+    if not same_float(dout, x, w, mean, rstd) or x.ndim != 2 or dout.shape != x.shape:
+        return layernorm_backward_ref(dout, x, w, mean, rstd)
+    xc = np.ascontiguousarray(x)
+    n, c = xc.shape
+    k = max(1, min(_CHUNKS, n))
+    dx = np.empty_like(xc)
+    dw_part = np.empty((k, c))
+    db_part = np.empty((k, c))
+    _ln_bwd_kernel(np.ascontiguousarray(dout), xc, np.ascontiguousarray(w),
+                   np.ascontiguousarray(mean), np.ascontiguousarray(rstd), dx, dw_part, db_part)
+    return dx, dw_part.sum(axis=0).astype(xc.dtype), db_part.sum(axis=0).astype(xc.dtype)
+
+
+layernorm_forward = dispatch(layernorm_forward_ref, layernorm_forward_nb)
+layernorm_backward = dispatch(layernorm_backward_ref, layernorm_backward_nb)
