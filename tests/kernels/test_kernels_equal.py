@@ -23,6 +23,7 @@ from tinygrad_llm.kernels import cross_entropy as ce
 from tinygrad_llm.kernels import embedding as em
 from tinygrad_llm.kernels import gelu as ge
 from tinygrad_llm.kernels import layernorm as ln
+from tinygrad_llm.kernels import matmul as mm
 from tinygrad_llm.kernels import softmax as sm
 
 SETTINGS = settings(max_examples=30, deadline=None)
@@ -253,3 +254,30 @@ def test_adamw_several_steps(shape, dtype, p_layout, g_layout, seed, weight_deca
     close(p_nb, p_ref)
     close(m_nb, m_ref)
     close(v_nb, v_ref)
+
+
+# ------------------------------------------------------------------------------- matmul
+
+
+@st.composite
+def matmul_shapes(draw):
+    """a (..., M, K), b (..., K, N) with broadcasting batch dims, b often plain 2-D."""
+    m, k, n = (draw(st.integers(1, 9)) for _ in range(3))
+    batch = draw(st.lists(st.integers(1, 3), max_size=2))
+    b_batch = draw(st.sampled_from([[], [1] * len(batch), batch]))
+    return tuple(batch) + (m, k), tuple(b_batch) + (k, n)
+
+
+@SETTINGS
+@given(shapes=matmul_shapes(), dtype=DTYPES, layout=LAYOUTS, seed=st.integers(0, 2**32 - 1))
+def test_matmul_forward_backward(shapes, dtype, layout, seed):
+    a_shape, b_shape = shapes
+    rng = np.random.default_rng(seed)
+    a = make(rng, a_shape, dtype, layout)
+    b = make(rng, b_shape, dtype, layout)
+    out = mm.matmul_forward_ref(a, b)
+    close(mm.matmul_forward_nb(a, b), out)
+    dout = make(rng, out.shape, dtype, layout)
+    for got, want in zip(mm.matmul_backward_nb(dout, a, b), mm.matmul_backward_ref(dout, a, b),
+                         strict=True):
+        close(got, want)
