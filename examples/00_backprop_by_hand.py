@@ -3,7 +3,7 @@ next to what the autograd engine computes, one backward step at a time.
 
 Run:
 
-    python examples/00_backprop_by_hand.py             (or: make demo)
+    python examples/00_backprop_by_hand.py
 
 The network takes three numbers x, has two tanh hidden units and one output, and is
 scored with a squared error against a target y:

@@ -1,4 +1,4 @@
-"""Smoke tests for examples/00_backprop_by_hand.py (the target of `make demo` for now)."""
+"""Smoke tests for examples/00_backprop_by_hand.py: runs, agrees, and fails when it should."""
 
 from __future__ import annotations
 
