@@ -46,15 +46,15 @@ def make(rng: np.random.Generator, shape, dtype, layout: str = "c", scale: float
     return np.asfortranarray(a) if layout == "f" else a
 
 
-def close(actual, expected, dtype=None) -> None:
-    """actual == expected within TOL[dtype] relative to max(1, max |expected|); same shape
-    and dtype."""
+def close(actual, expected, scale: float = 1.0) -> None:
+    """actual == expected within TOL[dtype] relative to max(scale, max |expected|); same
+    shape and dtype. ``scale`` is for results that are small differences of large terms."""
     expected = np.asarray(expected)
     actual = np.asarray(actual)
     assert actual.shape == expected.shape, (actual.shape, expected.shape)
     assert actual.dtype == expected.dtype, (actual.dtype, expected.dtype)
-    tol = TOL[np.dtype(dtype or expected.dtype)]
-    scale = max(1.0, float(np.max(np.abs(expected), initial=0.0)))
+    tol = TOL[expected.dtype]
+    scale = max(scale, float(np.max(np.abs(expected), initial=0.0)))
     np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale)
 
 
@@ -145,9 +145,13 @@ def test_layernorm_forward_backward(n, c, dtype, layout, seed, eps):
         close(got, want)
     _, mean, rstd = ln.layernorm_forward_ref(x, w, b, eps)
     dout = make(rng, (n, c), dtype, layout)
-    for got, want in zip(ln.layernorm_backward_nb(dout, x, w, mean, rstd),
-                         ln.layernorm_backward_ref(dout, x, w, mean, rstd), strict=True):
-        close(got, want)
+    dx, dw, db = ln.layernorm_backward_nb(dout, x, w, mean, rstd)
+    dx_ref, dw_ref, db_ref = ln.layernorm_backward_ref(dout, x, w, mean, rstd)
+    # dx = rstd * (g - mean(g) - ...) cancels: when a row's variance is ~0 (always for C = 1)
+    # rstd is ~1/sqrt(eps) and dx is rounding noise of size rstd * |g| * ulp in either version
+    close(dx, dx_ref, scale=float(np.max(rstd) * np.max(np.abs(dout * w))))
+    close(dw, dw_ref)
+    close(db, db_ref)
 
 
 # --------------------------------------------------------------------------------- gelu
