@@ -617,9 +617,17 @@ def randn(*shape, requires_grad: bool = False, dtype=None, rng=None) -> Tensor:
     return Tensor(data, requires_grad=requires_grad, dtype=dt)
 
 
+def _as_tensors(items) -> list[Tensor]:
+    """Arrays among Tensors become constant Tensors (of the first Tensor's float dtype), so
+    that an op's parents are exactly its inputs and backward returns one gradient each."""
+    items = list(items)
+    like = next((t for t in items if isinstance(t, Tensor)), None)
+    return [like._other(t) if like is not None else Tensor(t) for t in items]
+
+
 def cat(tensors, axis: int = 0) -> Tensor:
     """Concatenate tensors along an existing axis."""
-    return _mv.Concatenate.apply(*tensors, axis=axis)
+    return _mv.Concatenate.apply(*_as_tensors(tensors), axis=axis)
 
 
 concatenate = cat
@@ -627,7 +635,7 @@ concatenate = cat
 
 def stack(tensors, axis: int = 0) -> Tensor:
     """Stack tensors of equal shape along a new axis."""
-    return _mv.Stack.apply(*tensors, axis=axis)
+    return _mv.Stack.apply(*_as_tensors(tensors), axis=axis)
 
 
 def split(x: Tensor, split_size: int, axis: int = -1) -> list[Tensor]:
