@@ -214,6 +214,17 @@ def test_astype_is_differentiable_between_float_dtypes():
     np.testing.assert_allclose(x.grad, [2.0, 4.0])
 
 
+def test_cat_and_stack_accept_arrays_among_tensors():
+    # regression: the array got a gradient slot of its own and backward raised
+    x = leaf([1.0, 2.0])
+    const = np.array([5.0, 6.0])
+    y = tg.cat([x, const]) * np.arange(4.0)
+    z = tg.stack([const, x]).sum(axis=0)
+    assert y.dtype == z.dtype == np.float64
+    (y.sum() + z.sum()).backward()
+    np.testing.assert_allclose(x.grad, [0.0 + 1.0, 1.0 + 1.0])
+
+
 def test_shape_errors_name_both_shapes():
     a, b = tg.zeros(2, 3), tg.zeros(4, 5)
     with pytest.raises(ShapeError, match=r"\(2, 3\).*\(4, 5\).*b\.T"):
