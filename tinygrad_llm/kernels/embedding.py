@@ -40,9 +40,9 @@ def _embedding_bwd_kernel(dout, ids, dw):
         c0 = blk * _BLOCK
         c1 = min(c0 + _BLOCK, c)
         for i in range(n):
-            row = dw[ids[i]]
-            di = dout[i]
-            for j in range(c0, c1):
+            row = dw[ids[i], c0:c1]  # sliced so the loop indexes from 0 (no wraparound test)
+            di = dout[i, c0:c1]
+            for j in range(c1 - c0):
                 row[j] += di[j]
 
 
