@@ -220,12 +220,18 @@ def bench_alternating(quick: bool) -> list[dict]:
     def gemm():
         np.matmul(a, w)
 
+    def quiet():
+        # OpenBLAS's idle workers spin for ~0.1 s after a GEMM before they sleep; a kernel
+        # timed inside that window is not "alone"
+        time.sleep(0.5)
+
     rows = []
     t_g = median_time(gemm, reps)
     print(f"\n== alternating GEMM (1024,768)x(768,3072) [{t_g * 1e3:.2f} ms alone] "
           "and a parallel kernel")
     print(f"{'kernel':16s} {'kernel ms':>10s} {'alternating ms':>15s} {'ratio':>7s}")
     for name, fn in kernels:
+        quiet()
         t_k = median_time(fn, reps)
 
         def both(fn=fn):

@@ -3,9 +3,10 @@
 Why a hand-written exp: Numba lowers ``np.exp`` / ``math.exp`` on scalars to a libm call per
 element (the llvmlite wheels are built without Intel SVML, so LLVM has no vector exp to use):
 about 2.3 ns per float32 element here, five times slower than NumPy's own SIMD ``np.exp``.
-``fexp`` below is plain arithmetic that LLVM vectorises with AVX-512: 0.27 ns per float32
-element, max relative error 7.5e-8 (float32) / 2.3e-16 (float64) against exp in float64 /
-long double.
+``fexp`` below is plain arithmetic that LLVM vectorises with AVX-512. Measured on 2M
+elements: float32 0.25 ns per element (np.exp 0.46 ns), float64 0.71 ns (np.exp 2.9 ns);
+max relative error against exp in long double 7.7e-8 (float32; np.exp 2.0e-7) and 1.4e-16
+(float64; np.exp 1.3e-16).
 
     e^x = 2^n * e^r,  n = round(x / ln 2),  r = x - n ln 2 in [-ln2/2, ln2/2]
 
@@ -32,8 +33,9 @@ from numba.extending import intrinsic, overload
 
 # Floating-point freedoms given to LLVM in the kernels:
 #   contract: fused multiply-add (one rounding instead of two, never less accurate);
-#   reassoc:  reorder sums, which lets LLVM vectorise reductions (row sums, max) across
-#             SIMD lanes: the order of a sum changes, its accuracy does not get worse.
+#   reassoc:  reorder sums, which lets LLVM vectorise reductions (row sums, dot products)
+#             across SIMD lanes: the order of a sum changes; 16 lane-wise partial sums are
+#             usually more accurate than one running sum, not less.
 # Not given: nnan/ninf (kernels see -inf in masks and must keep inf/NaN semantics), arcp and
 # afn (approximate reciprocals / functions).
 FASTMATH = {"contract", "reassoc"}
