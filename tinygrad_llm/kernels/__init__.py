@@ -31,16 +31,18 @@ _backend = _check(os.environ.get("TINYGRAD_LLM_BACKEND", "numba"))
 
 # Numba's threading layer, chosen before any parallel kernel runs (the layer is fixed at the
 # first parallel launch). A training step alternates NumPy's OpenBLAS GEMMs with parallel Numba
-# kernels on the same 2 cores, so the layer whose idle threads *sleep* wins. Measured here
-# (2 cores, GEMM (1024,768)x(768,2304) 17 ms alternating with a parallel softmax over
-# (1024, 2304) 6 ms; ratio = alternating time / (GEMM alone + kernel alone)):
-#   workqueue 1.28,  tbb 1.25-1.30,  omp (GNU, spinning) 1.56,  omp + OMP_WAIT_POLICY=passive 1.26
-#   (gemm followed by 3 short kernels: workqueue 1.05, omp 2.34: libgomp spins after each kernel
-#   and steals the core OpenBLAS needs next).
-# workqueue is built into Numba (tbb would need the `tbb` package) and never spins. What is
-# left of the 1.28 is OpenBLAS's own worker spinning for ~0.1 s after each GEMM
-# (OPENBLAS_THREAD_TIMEOUT, read when NumPy loads, so not settable from here: with
-# OPENBLAS_THREAD_TIMEOUT=4 the ratio is 0.97). An explicit NUMBA_THREADING_LAYER wins.
+# kernels on the same 2 cores, so the layer whose idle threads *sleep* wins. Ratio of
+# (GEMM, kernel, GEMM, kernel, ...) time to GEMM alone + kernel alone, GEMM (1024,768)x(768,3072)
+# with layernorm / gelu / softmax / attention forward (benchmarks/bench_kernels.py --threading):
+#   workqueue                                0.98-1.17
+#   tbb (needs the `tbb` package)            1.25-1.30 (scratch test with a softmax kernel;
+#                                            workqueue 1.28 in the same test)
+#   omp (GNU libgomp spins after a kernel)   1.31-1.46, 2.3 for a GEMM followed by 3 kernels
+#   omp + OMP_WAIT_POLICY=passive            1.06-1.32
+#   workqueue + OPENBLAS_THREAD_TIMEOUT=4    0.98-1.07
+# workqueue is built into Numba and never spins. What is left is OpenBLAS's own workers
+# spinning for ~0.1 s after each GEMM; OPENBLAS_THREAD_TIMEOUT is read when NumPy loads, so it
+# cannot be set from here. An explicit NUMBA_THREADING_LAYER in the environment wins.
 # It goes into os.environ too because Numba re-reads NUMBA_* variables whenever one changes
 # (e.g. NUMBA_CACHE_DIR) and would reset an assignment to numba.config alone.
 if "NUMBA_THREADING_LAYER" not in os.environ:

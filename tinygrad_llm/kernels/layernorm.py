@@ -14,7 +14,9 @@ Numba versions:
             thread count, so results are deterministic); chunks run in parallel, each writes
             dx for its rows and adds dout * xhat and dout into its own float64 row of partial
             dw / db sums; the partials are then summed over chunks in a fixed order. One
-            pass over x and dout instead of a row pass plus a column pass.
+            pass over x and dout instead of a row pass plus a column pass: at (1024, 768)
+            float32 0.6-0.9 ms against 0.8-1.3 ms for a row-parallel dx pass followed by
+            a column-block-parallel dw/db pass (noisy 2-core machine, medians of 30).
 Against the reference: within rtol 2e-5 (float32; the reference's own float32 statistics
 are the less accurate side) and 1e-12 (float64) of the largest entry.
 """

@@ -5,17 +5,18 @@ The backward returns gradients in the *broadcast* batch shape; the op undoes the
 broadcasting with ``unbroadcast``.
 
 The "Numba" version is BLAS through NumPy, by measurement (2 cores, float32, GPT-2 layer
-shape (1024, 768) x (768, 2304); see benchmarks/bench_kernels.py for the current numbers):
-    np.matmul (OpenBLAS)                         ~200 GFLOP/s
-    @njit(parallel) i-k-j loop, vectorised       ~50 GFLOP/s
+shapes (1024, 768|3072) x (768|3072, 2304|3072|768|50257); benchmarks/bench_kernels.py prints
+the current numbers):
+    np.matmul (OpenBLAS)                         180-210 GFLOP/s
+    @njit(parallel) i-k-j loop, vectorised       ~57 GFLOP/s   (3.5x slower)
     @njit(parallel) 4-row register tile          ~25 GFLOP/s
     np.dot inside @njit                          not available: Numba's BLAS binding needs
                                                  SciPy, which is not a dependency
 so ``matmul_*_nb`` call np.matmul. What they add: a batch of activations times one weight
 matrix, (..., M, K) @ (K, N), is done as a single 2-D GEMM (prod(...) * M, K) @ (K, N)
-when a is C-contiguous (a free reshape). NumPy's matmul would instead loop over the batch
-calling BLAS once per (M, K) @ (K, N) slice, which measured 2.5x slower at
-(4, 256, 3072) @ (3072, 768) (76 vs 192 GFLOP/s). The same holds for da = dout @ b^T.
+when a is C-contiguous (a free reshape). NumPy's matmul would instead call BLAS once per
+(M, K) @ (K, N) slice: at (4, 256, K) that measured 5-20 % slower (154-182 vs 179-196
+GFLOP/s; one run 76 vs 192 at K = 3072). The same holds for da = dout @ b^T.
 db = a^T @ dout keeps the broadcast batch shape the contract asks for (the MatMul op
 already folds the batch for the weight gradient itself).
 """
