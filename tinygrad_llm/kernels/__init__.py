@@ -43,6 +43,9 @@ _backend = _check(os.environ.get("TINYGRAD_LLM_BACKEND", "numba"))
 # workqueue is built into Numba and never spins. What is left is OpenBLAS's own workers
 # spinning for ~0.1 s after each GEMM; OPENBLAS_THREAD_TIMEOUT is read when NumPy loads, so it
 # cannot be set from here. An explicit NUMBA_THREADING_LAYER in the environment wins.
+# Caveat: workqueue is not thread-safe. Calling parallel kernels from two Python threads at
+# once makes Numba terminate the process; code that needs that must run with
+# NUMBA_THREADING_LAYER=tbb (after `pip install tbb`).
 # It goes into os.environ too because Numba re-reads NUMBA_* variables whenever one changes
 # (e.g. NUMBA_CACHE_DIR) and would reset an assignment to numba.config alone.
 if "NUMBA_THREADING_LAYER" not in os.environ:
