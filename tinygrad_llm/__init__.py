@@ -66,3 +66,15 @@ from tinygrad_llm.nn import (  # noqa: F401
     simple_self_attention,
 )
 from tinygrad_llm.random import get_rng, get_rng_state, manual_seed, set_rng_state  # noqa: F401
+
+# -- fine-tuning (appendix E, chapter 6): LoRA and the classification head; the loops,
+# instruction tools and judges are in tinygrad_llm.finetune ----------------------------------
+from tinygrad_llm.nn import (  # noqa: F401,E402
+    LinearWithLoRA,
+    LoRALayer,
+    load_lora,
+    merge_lora,
+    prepare_classifier,
+    replace_linear_with_lora,
+    save_lora,
+)

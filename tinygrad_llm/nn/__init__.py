@@ -63,3 +63,26 @@ __all__ = [
     "TransformerBlock",
     "simple_self_attention",
 ]
+
+# -- fine-tuning layers (appendix E, chapter 6): LoRA and the classification head -----------
+from tinygrad_llm.nn.heads import prepare_classifier  # noqa: E402
+from tinygrad_llm.nn.lora import (  # noqa: E402
+    LinearWithLoRA,
+    LoRALayer,
+    load_lora,
+    lora_layers,
+    merge_lora,
+    replace_linear_with_lora,
+    save_lora,
+)
+
+__all__ += [
+    "LinearWithLoRA",
+    "LoRALayer",
+    "load_lora",
+    "lora_layers",
+    "merge_lora",
+    "prepare_classifier",
+    "replace_linear_with_lora",
+    "save_lora",
+]
