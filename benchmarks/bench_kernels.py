@@ -62,48 +62,100 @@ def kernel_cases(dtype, rng, long_attention: bool):
     # matmul through the kernel (QKV projection as the model calls it: a 3-D activation)
     x3, w = randn(B, T, C), randn(C, 3 * C, scale=0.02)
     dqkv = randn(B, T, 3 * C)
-    cases.append(("matmul fwd (4,256,768)@(768,2304)",
-                  lambda: matmul.matmul_forward_nb(x3, w),
-                  lambda: matmul.matmul_forward_ref(x3, w), 15))
-    cases.append(("matmul bwd da,db (db batched)",
-                  lambda: matmul.matmul_backward_nb(dqkv, x3, w),
-                  lambda: matmul.matmul_backward_ref(dqkv, x3, w), 7))
+    cases.append(
+        (
+            "matmul fwd (4,256,768)@(768,2304)",
+            lambda: matmul.matmul_forward_nb(x3, w),
+            lambda: matmul.matmul_forward_ref(x3, w),
+            15,
+        )
+    )
+    cases.append(
+        (
+            "matmul bwd da,db (db batched)",
+            lambda: matmul.matmul_backward_nb(dqkv, x3, w),
+            lambda: matmul.matmul_backward_ref(dqkv, x3, w),
+            7,
+        )
+    )
     # softmax over attention-score rows (a non-fused attention would do this)
     s = randn(B, H, T, T, scale=3.0)
     y = softmax.softmax_forward_ref(s)
     ds = randn(B, H, T, T)
-    cases.append(("softmax fwd (4,12,256,256)", lambda: softmax.softmax_forward_nb(s),
-                  lambda: softmax.softmax_forward_ref(s), 15))
-    cases.append(("softmax bwd", lambda: softmax.softmax_backward_nb(ds, y),
-                  lambda: softmax.softmax_backward_ref(ds, y), 15))
+    cases.append(
+        (
+            "softmax fwd (4,12,256,256)",
+            lambda: softmax.softmax_forward_nb(s),
+            lambda: softmax.softmax_forward_ref(s),
+            15,
+        )
+    )
+    cases.append(
+        (
+            "softmax bwd",
+            lambda: softmax.softmax_backward_nb(ds, y),
+            lambda: softmax.softmax_backward_ref(ds, y),
+            15,
+        )
+    )
     # cross-entropy over the vocabulary
     logits = randn(N_ROWS, V, scale=2.0)
     targets = rng.integers(0, V, N_ROWS)
     _, lse = cross_entropy.cross_entropy_forward_ref(logits, targets, -100)
-    cases.append(("cross_entropy fwd (1024,50257)",
-                  lambda: cross_entropy.cross_entropy_forward_nb(logits, targets, -100),
-                  lambda: cross_entropy.cross_entropy_forward_ref(logits, targets, -100), 5))
-    cases.append(("cross_entropy bwd",
-                  lambda: cross_entropy.cross_entropy_backward_nb(1.0, logits, targets, lse,
-                                                                  -100),
-                  lambda: cross_entropy.cross_entropy_backward_ref(1.0, logits, targets, lse,
-                                                                   -100), 5))
+    cases.append(
+        (
+            "cross_entropy fwd (1024,50257)",
+            lambda: cross_entropy.cross_entropy_forward_nb(logits, targets, -100),
+            lambda: cross_entropy.cross_entropy_forward_ref(logits, targets, -100),
+            5,
+        )
+    )
+    cases.append(
+        (
+            "cross_entropy bwd",
+            lambda: cross_entropy.cross_entropy_backward_nb(1.0, logits, targets, lse, -100),
+            lambda: cross_entropy.cross_entropy_backward_ref(1.0, logits, targets, lse, -100),
+            5,
+        )
+    )
     # layernorm
     xl, wl, bl = randn(N_ROWS, C), randn(C), randn(C)
     _, mean, rstd = layernorm.layernorm_forward_ref(xl, wl, bl, 1e-5)
     dl = randn(N_ROWS, C)
-    cases.append(("layernorm fwd (1024,768)",
-                  lambda: layernorm.layernorm_forward_nb(xl, wl, bl, 1e-5),
-                  lambda: layernorm.layernorm_forward_ref(xl, wl, bl, 1e-5), 25))
-    cases.append(("layernorm bwd",
-                  lambda: layernorm.layernorm_backward_nb(dl, xl, wl, mean, rstd),
-                  lambda: layernorm.layernorm_backward_ref(dl, xl, wl, mean, rstd), 25))
+    cases.append(
+        (
+            "layernorm fwd (1024,768)",
+            lambda: layernorm.layernorm_forward_nb(xl, wl, bl, 1e-5),
+            lambda: layernorm.layernorm_forward_ref(xl, wl, bl, 1e-5),
+            25,
+        )
+    )
+    cases.append(
+        (
+            "layernorm bwd",
+            lambda: layernorm.layernorm_backward_nb(dl, xl, wl, mean, rstd),
+            lambda: layernorm.layernorm_backward_ref(dl, xl, wl, mean, rstd),
+            25,
+        )
+    )
     # gelu on the MLP hidden layer
     xg, dg = randn(N_ROWS, 4 * C, scale=2.0), randn(N_ROWS, 4 * C)
-    cases.append(("gelu fwd (1024,3072)", lambda: gelu.gelu_forward_nb(xg),
-                  lambda: gelu.gelu_forward_ref(xg), 15))
-    cases.append(("gelu bwd", lambda: gelu.gelu_backward_nb(dg, xg),
-                  lambda: gelu.gelu_backward_ref(dg, xg), 15))
+    cases.append(
+        (
+            "gelu fwd (1024,3072)",
+            lambda: gelu.gelu_forward_nb(xg),
+            lambda: gelu.gelu_forward_ref(xg),
+            15,
+        )
+    )
+    cases.append(
+        (
+            "gelu bwd",
+            lambda: gelu.gelu_backward_nb(dg, xg),
+            lambda: gelu.gelu_backward_ref(dg, xg),
+            15,
+        )
+    )
     # attention
     for t_len, reps in ((T, 7),) + (((1024, 3),) if long_attention else ()):
         # q, k, v as the model makes them: (B, T, H, D) views with the head axis moved
@@ -113,23 +165,43 @@ def kernel_cases(dtype, rng, long_attention: bool):
         do = randn(B, H, t_len, D)
         qkv = (q, k, v)
         grads = (do, q, k, v, out, lse_a)
-        cases.append((f"attention fwd (4,12,{t_len},64)",
-                      lambda a=qkv, s=scale: attention.attention_forward_nb(*a, s),
-                      lambda a=qkv, s=scale: attention.attention_forward_ref(*a, s), reps))
-        cases.append((f"attention bwd (4,12,{t_len},64)",
-                      lambda a=grads, s=scale: attention.attention_backward_nb(*a, s),
-                      lambda a=grads, s=scale: attention.attention_backward_ref(*a, s), reps))
+        cases.append(
+            (
+                f"attention fwd (4,12,{t_len},64)",
+                lambda a=qkv, s=scale: attention.attention_forward_nb(*a, s),
+                lambda a=qkv, s=scale: attention.attention_forward_ref(*a, s),
+                reps,
+            )
+        )
+        cases.append(
+            (
+                f"attention bwd (4,12,{t_len},64)",
+                lambda a=grads, s=scale: attention.attention_backward_nb(*a, s),
+                lambda a=grads, s=scale: attention.attention_backward_ref(*a, s),
+                reps,
+            )
+        )
     # embedding backward into the token table
     de, ids = randn(N_ROWS, C), rng.integers(0, V, N_ROWS)
-    cases.append(("embedding bwd (1024,768)->(50257,768)",
-                  lambda: embedding.embedding_backward_nb(de, ids, V),
-                  lambda: embedding.embedding_backward_ref(de, ids, V), 7))
+    cases.append(
+        (
+            "embedding bwd (1024,768)->(50257,768)",
+            lambda: embedding.embedding_backward_nb(de, ids, V),
+            lambda: embedding.embedding_backward_ref(de, ids, V),
+            7,
+        )
+    )
     # adamw on the token table (38.6M parameters; all of GPT-2 small is 124M)
     p, g = randn(V, C, scale=0.02), randn(V, C, scale=1e-3)
     m, v2 = np.zeros_like(p), np.zeros_like(p)
-    cases.append(("adamw step (50257,768)",
-                  lambda: adamw.adamw_step_nb(p, g, m, v2, 6e-4, 0.9, 0.95, 1e-8, 0.1, 10),
-                  lambda: adamw.adamw_step_ref(p, g, m, v2, 6e-4, 0.9, 0.95, 1e-8, 0.1, 10), 5))
+    cases.append(
+        (
+            "adamw step (50257,768)",
+            lambda: adamw.adamw_step_nb(p, g, m, v2, 6e-4, 0.9, 0.95, 1e-8, 0.1, 10),
+            lambda: adamw.adamw_step_ref(p, g, m, v2, 6e-4, 0.9, 0.95, 1e-8, 0.1, 10),
+            5,
+        )
+    )
     return cases
 
 
@@ -142,8 +214,15 @@ def bench_kernels(dtype, quick: bool) -> list[dict]:
         reps = max(3, reps // 3) if quick else reps
         t_nb = median_time(nb, reps)
         t_ref = median_time(ref, max(3, reps // 2), warmup=1)
-        rows.append({"kernel": name, "n": reps, "numba_ms": t_nb * 1e3, "numpy_ms": t_ref * 1e3,
-                     "speedup": t_ref / t_nb})
+        rows.append(
+            {
+                "kernel": name,
+                "n": reps,
+                "numba_ms": t_nb * 1e3,
+                "numpy_ms": t_ref * 1e3,
+                "speedup": t_ref / t_nb,
+            }
+        )
         print(f"{name:40s} {reps:3d} {t_nb * 1e3:10.2f} {t_ref * 1e3:10.2f} {t_ref / t_nb:11.2f}x")
     return rows
 
@@ -171,8 +250,10 @@ def bench_matmul(quick: bool) -> list[dict]:
     rows = []
     reps = 3 if quick else 7
     print("\n== matmul, float32: GFLOP/s (median)")
-    print(f"{'shape':30s} {'np.matmul':>10s} {'matmul_nb':>10s} {'3-D ref':>10s} "
-          f"{'3-D nb':>10s} {'numba loop':>11s}")
+    print(
+        f"{'shape':30s} {'np.matmul':>10s} {'matmul_nb':>10s} {'3-D ref':>10s} "
+        f"{'3-D nb':>10s} {'numba loop':>11s}"
+    )
     shapes = [(1024, 768, 2304), (1024, 768, 3072), (1024, 3072, 768), (1024, 768, 50257)]
     for mi, (m, k, n) in enumerate(shapes):
         a = rng.standard_normal((m, k), dtype=np.float32)
@@ -180,19 +261,26 @@ def bench_matmul(quick: bool) -> list[dict]:
         a3 = a.reshape(B, m // B, k)
         flop = 2.0 * m * k * n
         r = reps if n < 10000 else max(3, reps // 2)
-        variants = {"np_matmul": (np.matmul, a), "matmul_nb": (matmul.matmul_forward_nb, a),
-                    "np_matmul_3d": (np.matmul, a3), "matmul_nb_3d": (matmul.matmul_forward_nb, a3)}
+        variants = {
+            "np_matmul": (np.matmul, a),
+            "matmul_nb": (matmul.matmul_forward_nb, a),
+            "np_matmul_3d": (np.matmul, a3),
+            "matmul_nb_3d": (matmul.matmul_forward_nb, a3),
+        }
         row = {"shape": f"({m},{k})x({k},{n})"}
         for key, (fn, lhs) in variants.items():
             row[key] = flop / median_time(lambda f=fn, x=lhs, w=b: f(x, w), r) / 1e9
         if mi == 0:  # the hand loop at one shape only: it is slow and it is only for scale
             c = np.empty((m, n), dtype=np.float32)
-            row["numba_loop"] = flop / median_time(lambda x=a, w=b, o=c: loop_gemm(x, w, o),
-                                                   3) / 1e9
+            row["numba_loop"] = (
+                flop / median_time(lambda x=a, w=b, o=c: loop_gemm(x, w, o), 3) / 1e9
+            )
         rows.append(row)
         loop = f"{row['numba_loop']:11.0f}" if "numba_loop" in row else f"{'-':>11s}"
-        print(f"{row['shape']:30s} {row['np_matmul']:10.0f} {row['matmul_nb']:10.0f} "
-              f"{row['np_matmul_3d']:10.0f} {row['matmul_nb_3d']:10.0f} {loop}")
+        print(
+            f"{row['shape']:30s} {row['np_matmul']:10.0f} {row['matmul_nb']:10.0f} "
+            f"{row['np_matmul_3d']:10.0f} {row['matmul_nb_3d']:10.0f} {loop}"
+        )
     print("(3-D: the activation as (4, 256, K), as the model holds it)")
     return rows
 
@@ -227,8 +315,10 @@ def bench_alternating(quick: bool) -> list[dict]:
 
     rows = []
     t_g = median_time(gemm, reps)
-    print(f"\n== alternating GEMM (1024,768)x(768,3072) [{t_g * 1e3:.2f} ms alone] "
-          "and a parallel kernel")
+    print(
+        f"\n== alternating GEMM (1024,768)x(768,3072) [{t_g * 1e3:.2f} ms alone] "
+        "and a parallel kernel"
+    )
     print(f"{'kernel':16s} {'kernel ms':>10s} {'alternating ms':>15s} {'ratio':>7s}")
     for name, fn in kernels:
         quiet()
@@ -240,8 +330,15 @@ def bench_alternating(quick: bool) -> list[dict]:
 
         t_b = median_time(both, reps)
         ratio = t_b / (t_g + t_k)
-        rows.append({"kernel": name, "gemm_ms": t_g * 1e3, "kernel_ms": t_k * 1e3,
-                     "alternating_ms": t_b * 1e3, "ratio": ratio})
+        rows.append(
+            {
+                "kernel": name,
+                "gemm_ms": t_g * 1e3,
+                "kernel_ms": t_k * 1e3,
+                "alternating_ms": t_b * 1e3,
+                "ratio": ratio,
+            }
+        )
         print(f"{name:16s} {t_k * 1e3:10.2f} {t_b * 1e3:15.2f} {ratio:7.2f}")
     print("(ratio = alternating / (GEMM alone + kernel alone); 1.00 = no interference)")
     return rows
@@ -250,10 +347,14 @@ def bench_alternating(quick: bool) -> list[dict]:
 THREADING_VARIANTS = [
     ("workqueue (default here)", {"NUMBA_THREADING_LAYER": "workqueue"}),
     ("omp", {"NUMBA_THREADING_LAYER": "omp"}),
-    ("omp, OMP_WAIT_POLICY=passive",
-     {"NUMBA_THREADING_LAYER": "omp", "OMP_WAIT_POLICY": "passive"}),
-    ("workqueue, OPENBLAS_THREAD_TIMEOUT=4",
-     {"NUMBA_THREADING_LAYER": "workqueue", "OPENBLAS_THREAD_TIMEOUT": "4"}),
+    (
+        "omp, OMP_WAIT_POLICY=passive",
+        {"NUMBA_THREADING_LAYER": "omp", "OMP_WAIT_POLICY": "passive"},
+    ),
+    (
+        "workqueue, OPENBLAS_THREAD_TIMEOUT=4",
+        {"NUMBA_THREADING_LAYER": "workqueue", "OPENBLAS_THREAD_TIMEOUT": "4"},
+    ),
     ("workqueue, 1 Numba thread", {"NUMBA_THREADING_LAYER": "workqueue", "NUMBA_NUM_THREADS": "1"}),
 ]
 
@@ -324,8 +425,13 @@ def bench_compile() -> dict:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
         for label in ("cold", "warm"):
             t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-c", COMPILE_SCRIPT], env=env,
-                                  capture_output=True, text=True, check=False)
+            proc = subprocess.run(
+                [sys.executable, "-c", COMPILE_SCRIPT],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
             wall = time.perf_counter() - t0
             if proc.returncode != 0:
                 raise RuntimeError(f"compile benchmark failed:\n{proc.stderr}")
@@ -338,9 +444,11 @@ def bench_compile() -> dict:
     for name in cold:
         print(f"{name:16s} {cold[name]:13.2f} {warm[name]:13.3f}")
     print(f"{'total':16s} {sum(cold.values()):13.2f} {sum(warm.values()):13.3f}")
-    print(f"{'process wall':16s} {out['cold']['process_wall_s']:13.2f} "
-          f"{out['warm']['process_wall_s']:13.2f}   (import: "
-          f"{out['cold']['import_s']:.2f} / {out['warm']['import_s']:.2f} s)")
+    print(
+        f"{'process wall':16s} {out['cold']['process_wall_s']:13.2f} "
+        f"{out['warm']['process_wall_s']:13.2f}   (import: "
+        f"{out['cold']['import_s']:.2f} / {out['warm']['import_s']:.2f} s)"
+    )
     return out
 
 
@@ -358,10 +466,18 @@ def machine_info() -> dict:
         "numba_threads": numba.get_num_threads(),
         "threading_layer": None,
         "backend": kernels.get_backend(),
-        "env": {k: os.environ[k] for k in ("NUMBA_THREADING_LAYER", "OPENBLAS_NUM_THREADS",
-                                            "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
-                                            "OPENBLAS_THREAD_TIMEOUT", "OMP_NUM_THREADS")
-                if k in os.environ},
+        "env": {
+            k: os.environ[k]
+            for k in (
+                "NUMBA_THREADING_LAYER",
+                "OPENBLAS_NUM_THREADS",
+                "OPENBLAS_CORETYPE",
+                "OPENBLAS_L2_SIZE",
+                "OPENBLAS_THREAD_TIMEOUT",
+                "OMP_NUM_THREADS",
+            )
+            if k in os.environ
+        },
     }
     try:
         with open("/proc/cpuinfo") as f:
@@ -381,8 +497,11 @@ def machine_info() -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, no T=1024")
-    parser.add_argument("--threading", action="store_true",
-                        help="rerun the alternating section under other threading settings")
+    parser.add_argument(
+        "--threading",
+        action="store_true",
+        help="rerun the alternating section under other threading settings",
+    )
     parser.add_argument("--no-compile", action="store_true", help="skip the compile section")
     parser.add_argument("--float64", action="store_true", help="also run the kernels in float64")
     parser.add_argument("--alternating-only", action="store_true", help=argparse.SUPPRESS)

@@ -73,8 +73,13 @@ def rows_shapes(max_dims: int = 3, max_side: int = 9):
 
 
 @SETTINGS
-@given(shape=rows_shapes(), dtype=DTYPES, layout=LAYOUTS, seed=st.integers(0, 2**32 - 1),
-       scale=st.sampled_from([1.0, 30.0]))
+@given(
+    shape=rows_shapes(),
+    dtype=DTYPES,
+    layout=LAYOUTS,
+    seed=st.integers(0, 2**32 - 1),
+    scale=st.sampled_from([1.0, 30.0]),
+)
 def test_softmax_forward_backward(shape, dtype, layout, seed, scale):
     rng = np.random.default_rng(seed)
     x = make(rng, shape, dtype, layout, scale)
@@ -95,10 +100,16 @@ def test_softmax_masked_rows():
 
 
 @SETTINGS
-@given(n=st.integers(1, 17), v=ROW, dtype=DTYPES,
-       layout=st.sampled_from(["c", "f", "strided"]), seed=st.integers(0, 2**32 - 1),
-       ignore_frac=st.sampled_from([0.0, 0.3]), ignore_index=st.sampled_from([-100, 0]),
-       dout=st.sampled_from([1.0, 0.37]))
+@given(
+    n=st.integers(1, 17),
+    v=ROW,
+    dtype=DTYPES,
+    layout=st.sampled_from(["c", "f", "strided"]),
+    seed=st.integers(0, 2**32 - 1),
+    ignore_frac=st.sampled_from([0.0, 0.3]),
+    ignore_index=st.sampled_from([-100, 0]),
+    dout=st.sampled_from([1.0, 0.37]),
+)
 def test_cross_entropy(n, v, dtype, layout, seed, ignore_frac, ignore_index, dout):
     rng = np.random.default_rng(seed)
     logits = make(rng, (n, v), dtype, layout, scale=3.0)
@@ -140,15 +151,22 @@ def test_cross_entropy_target_out_of_range():
 
 
 @SETTINGS
-@given(n=st.integers(1, 17), c=ROW, dtype=DTYPES, layout=LAYOUTS,
-       seed=st.integers(0, 2**32 - 1), eps=st.sampled_from([1e-5, 1e-2]))
+@given(
+    n=st.integers(1, 17),
+    c=ROW,
+    dtype=DTYPES,
+    layout=LAYOUTS,
+    seed=st.integers(0, 2**32 - 1),
+    eps=st.sampled_from([1e-5, 1e-2]),
+)
 def test_layernorm_forward_backward(n, c, dtype, layout, seed, eps):
     rng = np.random.default_rng(seed)
     x = make(rng, (n, c), dtype, layout, scale=2.0) + dtype(0.5)
     w = make(rng, (c,), dtype, "strided")
     b = make(rng, (c,), dtype)
-    for got, want in zip(ln.layernorm_forward_nb(x, w, b, eps),
-                         ln.layernorm_forward_ref(x, w, b, eps), strict=True):
+    for got, want in zip(
+        ln.layernorm_forward_nb(x, w, b, eps), ln.layernorm_forward_ref(x, w, b, eps), strict=True
+    ):
         close(got, want)
     _, mean, rstd = ln.layernorm_forward_ref(x, w, b, eps)
     dout = make(rng, (n, c), dtype, layout)
@@ -165,8 +183,13 @@ def test_layernorm_forward_backward(n, c, dtype, layout, seed, eps):
 
 
 @SETTINGS
-@given(shape=rows_shapes(), dtype=DTYPES, layout=LAYOUTS, seed=st.integers(0, 2**32 - 1),
-       scale=st.sampled_from([1.0, 4.0, 30.0]))
+@given(
+    shape=rows_shapes(),
+    dtype=DTYPES,
+    layout=LAYOUTS,
+    seed=st.integers(0, 2**32 - 1),
+    scale=st.sampled_from([1.0, 4.0, 30.0]),
+)
 def test_gelu_forward_backward(shape, dtype, layout, seed, scale):
     rng = np.random.default_rng(seed)
     x = make(rng, shape, dtype, layout, scale)
@@ -201,8 +224,12 @@ def heads_layout(rng, shape, dtype, layout):
 
 
 @SETTINGS
-@given(shape=attention_shapes(), dtype=DTYPES, seed=st.integers(0, 2**32 - 1),
-       layout=st.sampled_from(["c", "bthd", "strided", "transposed"]))
+@given(
+    shape=attention_shapes(),
+    dtype=DTYPES,
+    seed=st.integers(0, 2**32 - 1),
+    layout=st.sampled_from(["c", "bthd", "strided", "transposed"]),
+)
 def test_attention_forward_backward(shape, dtype, seed, layout):
     b, h, tq, tk, d = shape
     rng = np.random.default_rng(seed)
@@ -215,9 +242,11 @@ def test_attention_forward_backward(shape, dtype, seed, layout):
     close(out_nb, out_ref)
     close(lse_nb, lse_ref)
     dout = heads_layout(rng, (b, h, tq, d), dtype, layout)
-    for got, want in zip(at.attention_backward_nb(dout, q, k, v, out_ref, lse_ref, scale),
-                         at.attention_backward_ref(dout, q, k, v, out_ref, lse_ref, scale),
-                         strict=True):
+    for got, want in zip(
+        at.attention_backward_nb(dout, q, k, v, out_ref, lse_ref, scale),
+        at.attention_backward_ref(dout, q, k, v, out_ref, lse_ref, scale),
+        strict=True,
+    ):
         close(got, want)
 
 
@@ -225,8 +254,14 @@ def test_attention_forward_backward(shape, dtype, seed, layout):
 
 
 @SETTINGS
-@given(n=st.integers(1, 40), c=st.integers(1, 70), v=st.integers(1, 10), dtype=DTYPES,
-       layout=st.sampled_from(["c", "f", "strided"]), seed=st.integers(0, 2**32 - 1))
+@given(
+    n=st.integers(1, 40),
+    c=st.integers(1, 70),
+    v=st.integers(1, 10),
+    dtype=DTYPES,
+    layout=st.sampled_from(["c", "f", "strided"]),
+    seed=st.integers(0, 2**32 - 1),
+)
 def test_embedding_backward_exact(n, c, v, dtype, layout, seed):
     """Repeated ids (v is small) are summed in row order: bit-equal to np.add.at."""
     rng = np.random.default_rng(seed)
@@ -247,9 +282,14 @@ def test_embedding_id_out_of_range():
 
 
 @SETTINGS
-@given(shape=rows_shapes(max_dims=3, max_side=5), dtype=DTYPES,
-       p_layout=LAYOUTS, g_layout=LAYOUTS, seed=st.integers(0, 2**32 - 1),
-       weight_decay=st.sampled_from([0.0, 0.1]))
+@given(
+    shape=rows_shapes(max_dims=3, max_side=5),
+    dtype=DTYPES,
+    p_layout=LAYOUTS,
+    g_layout=LAYOUTS,
+    seed=st.integers(0, 2**32 - 1),
+    weight_decay=st.sampled_from([0.0, 0.1]),
+)
 def test_adamw_several_steps(shape, dtype, p_layout, g_layout, seed, weight_decay):
     rng = np.random.default_rng(seed)
     p_ref = make(rng, shape, dtype, p_layout)
@@ -289,8 +329,9 @@ def test_matmul_forward_backward(shapes, dtype, layout, seed):
     out = mm.matmul_forward_ref(a, b)
     close(mm.matmul_forward_nb(a, b), out)
     dout = make(rng, out.shape, dtype, layout)
-    for got, want in zip(mm.matmul_backward_nb(dout, a, b), mm.matmul_backward_ref(dout, a, b),
-                         strict=True):
+    for got, want in zip(
+        mm.matmul_backward_nb(dout, a, b), mm.matmul_backward_ref(dout, a, b), strict=True
+    ):
         close(got, want)
 
 
@@ -300,16 +341,20 @@ def test_matmul_forward_backward(shapes, dtype, layout, seed):
 def test_dispatchers_use_the_numba_kernels():
     """Every public kernel dispatches to its ``_nb`` under the numba backend."""
     pairs = [
-        (mm.matmul_forward, mm.matmul_forward_nb), (mm.matmul_backward, mm.matmul_backward_nb),
-        (sm.softmax_forward, sm.softmax_forward_nb), (sm.softmax_backward, sm.softmax_backward_nb),
+        (mm.matmul_forward, mm.matmul_forward_nb),
+        (mm.matmul_backward, mm.matmul_backward_nb),
+        (sm.softmax_forward, sm.softmax_forward_nb),
+        (sm.softmax_backward, sm.softmax_backward_nb),
         (ce.cross_entropy_forward, ce.cross_entropy_forward_nb),
         (ce.cross_entropy_backward, ce.cross_entropy_backward_nb),
         (ln.layernorm_forward, ln.layernorm_forward_nb),
         (ln.layernorm_backward, ln.layernorm_backward_nb),
-        (ge.gelu_forward, ge.gelu_forward_nb), (ge.gelu_backward, ge.gelu_backward_nb),
+        (ge.gelu_forward, ge.gelu_forward_nb),
+        (ge.gelu_backward, ge.gelu_backward_nb),
         (at.attention_forward, at.attention_forward_nb),
         (at.attention_backward, at.attention_backward_nb),
-        (em.embedding_backward, em.embedding_backward_nb), (adamw.adamw_step, adamw.adamw_step_nb),
+        (em.embedding_backward, em.embedding_backward_nb),
+        (adamw.adamw_step, adamw.adamw_step_nb),
     ]
     for public, nb in pairs:
         assert public.nb is nb, public.__name__
@@ -336,5 +381,7 @@ def test_cross_entropy_gpt2_vocabulary():
     loss_nb, lse_nb = ce.cross_entropy_forward_nb(logits, targets, -100)
     close(loss_nb, loss_ref)
     close(lse_nb, lse_ref)
-    close(ce.cross_entropy_backward_nb(1.0, logits, targets, lse_ref, -100),
-          ce.cross_entropy_backward_ref(1.0, logits, targets, lse_ref, -100))
+    close(
+        ce.cross_entropy_backward_nb(1.0, logits, targets, lse_ref, -100),
+        ce.cross_entropy_backward_ref(1.0, logits, targets, lse_ref, -100),
+    )

@@ -61,15 +61,23 @@ def adamw_step_nb(p, g, m, v, lr, beta1, beta2, eps, weight_decay, t) -> None:
         adamw_step_ref(p, g, m, v, lr, beta1, beta2, eps, weight_decay, t)
         return
     coef = np.array(
-        [1.0 - lr * weight_decay, beta1, 1.0 - beta1, beta2, 1.0 - beta2,
-         1.0 - beta1**t, 1.0 - beta2**t, lr, eps],
+        [
+            1.0 - lr * weight_decay,
+            beta1,
+            1.0 - beta1,
+            beta2,
+            1.0 - beta2,
+            1.0 - beta1**t,
+            1.0 - beta2**t,
+            lr,
+            eps,
+        ],
         dtype=p.dtype,
     )
     for order, flag in (("C", "C_CONTIGUOUS"), ("F", "F_CONTIGUOUS")):
         if p.flags[flag] and m.flags[flag] and v.flags[flag]:
             gf = np.ascontiguousarray(g) if order == "C" else np.asfortranarray(g)
-            _adamw_kernel(_flat(p, order), _flat(gf, order), _flat(m, order), _flat(v, order),
-                          coef)
+            _adamw_kernel(_flat(p, order), _flat(gf, order), _flat(m, order), _flat(v, order), coef)
             return
     # strided views: step on contiguous copies, then write back into the caller's arrays
     pc, mc, vc = (np.ascontiguousarray(a).reshape(-1) for a in (p, m, v))

@@ -92,18 +92,18 @@ def _abt(a, ak, b, bk, m, p, n, out, alpha, accumulate):
     (2 GF/s instead of 39 GF/s)."""
     T = out.dtype.type
     for i in range(m):
-        ai = a[i, ak:ak + n]
+        ai = a[i, ak : ak + n]
         oi = out[i]
         j = 0
         while j + 8 <= p:
-            r0 = b[j, bk:bk + n]
-            r1 = b[j + 1, bk:bk + n]
-            r2 = b[j + 2, bk:bk + n]
-            r3 = b[j + 3, bk:bk + n]
-            r4 = b[j + 4, bk:bk + n]
-            r5 = b[j + 5, bk:bk + n]
-            r6 = b[j + 6, bk:bk + n]
-            r7 = b[j + 7, bk:bk + n]
+            r0 = b[j, bk : bk + n]
+            r1 = b[j + 1, bk : bk + n]
+            r2 = b[j + 2, bk : bk + n]
+            r3 = b[j + 3, bk : bk + n]
+            r4 = b[j + 4, bk : bk + n]
+            r5 = b[j + 5, bk : bk + n]
+            r6 = b[j + 6, bk : bk + n]
+            r7 = b[j + 7, bk : bk + n]
             s0 = T(0.0)
             s1 = T(0.0)
             s2 = T(0.0)
@@ -142,10 +142,10 @@ def _abt(a, ak, b, bk, m, p, n, out, alpha, accumulate):
                 oi[j + 7] = alpha * s7
             j += 8
         while j + 4 <= p:
-            r0 = b[j, bk:bk + n]
-            r1 = b[j + 1, bk:bk + n]
-            r2 = b[j + 2, bk:bk + n]
-            r3 = b[j + 3, bk:bk + n]
+            r0 = b[j, bk : bk + n]
+            r1 = b[j + 1, bk : bk + n]
+            r2 = b[j + 2, bk : bk + n]
+            r3 = b[j + 3, bk : bk + n]
             s0 = T(0.0)
             s1 = T(0.0)
             s2 = T(0.0)
@@ -168,7 +168,7 @@ def _abt(a, ak, b, bk, m, p, n, out, alpha, accumulate):
                 oi[j + 3] = alpha * s3
             j += 4
         while j < p:
-            r0 = b[j, bk:bk + n]
+            r0 = b[j, bk : bk + n]
             s0 = T(0.0)
             for c in range(n):
                 s0 += ai[c] * r0[c]
@@ -318,9 +318,13 @@ def _heads(x: np.ndarray) -> np.ndarray:
 
 def _supported(q, k, v, *more) -> bool:
     return (
-        same_float(q, k, v, *more) and q.ndim == 4 and k.shape == v.shape
-        and q.shape[:2] == k.shape[:2] and q.shape[3] == k.shape[3]
+        same_float(q, k, v, *more)
+        and q.ndim == 4
+        and k.shape == v.shape
+        and q.shape[:2] == k.shape[:2]
+        and q.shape[3] == k.shape[3]
         and 0 < q.shape[2] <= k.shape[2]
+        and q.shape[3] > 0
     )
 
 
@@ -343,9 +347,18 @@ def attention_backward_nb(dout, q, k, v, out, lse, scale: float):
     dq = np.empty_like(q3)
     dk = np.empty_like(k3)
     dv = np.empty_like(k3)
-    _attn_bwd_kernel(_heads(dout), q3, k3, _heads(v), _heads(out),
-                     np.ascontiguousarray(lse).reshape(q3.shape[:2]), q3.dtype.type(scale),
-                     dq, dk, dv)
+    _attn_bwd_kernel(
+        _heads(dout),
+        q3,
+        k3,
+        _heads(v),
+        _heads(out),
+        np.ascontiguousarray(lse).reshape(q3.shape[:2]),
+        q3.dtype.type(scale),
+        dq,
+        dk,
+        dv,
+    )
     return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(k.shape)
 
 

@@ -106,8 +106,11 @@ def _targets(targets: np.ndarray, ignore_index: int, v: int):
 
 def _supported(logits, targets) -> bool:
     return (
-        same_float(logits) and logits.ndim == 2 and logits.shape[1] > 0
-        and targets.shape == logits.shape[:1] and targets.dtype.kind in "iu"
+        same_float(logits)
+        and logits.ndim == 2
+        and logits.shape[1] > 0
+        and targets.shape == logits.shape[:1]
+        and targets.dtype.kind in "iu"
     )
 
 

@@ -126,8 +126,9 @@ def layernorm_forward_nb(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float
     out = np.empty_like(xc)
     mean = np.empty(n, dtype=xc.dtype)
     rstd = np.empty(n, dtype=xc.dtype)
-    _ln_fwd_kernel(xc, np.ascontiguousarray(w), np.ascontiguousarray(b), float(eps),
-                   out, mean, rstd)
+    _ln_fwd_kernel(
+        xc, np.ascontiguousarray(w), np.ascontiguousarray(b), float(eps), out, mean, rstd
+    )
     return out, mean, rstd
 
 
@@ -141,8 +142,16 @@ def layernorm_backward_nb(dout, x, w, mean, rstd):
     dx = np.empty_like(xc)
     dw_part = np.empty((k, c))
     db_part = np.empty((k, c))
-    _ln_bwd_kernel(np.ascontiguousarray(dout), xc, np.ascontiguousarray(w),
-                   np.ascontiguousarray(mean), np.ascontiguousarray(rstd), dx, dw_part, db_part)
+    _ln_bwd_kernel(
+        np.ascontiguousarray(dout),
+        xc,
+        np.ascontiguousarray(w),
+        np.ascontiguousarray(mean),
+        np.ascontiguousarray(rstd),
+        dx,
+        dw_part,
+        db_part,
+    )
     return dx, dw_part.sum(axis=0).astype(xc.dtype), db_part.sum(axis=0).astype(xc.dtype)
 
 
