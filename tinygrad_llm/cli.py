@@ -268,6 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", nargs="?")
     p.add_argument("--gpt2", help="GPT-2 weights instead of a checkpoint")
     p.set_defaults(func=cmd_info)
+    from tinygrad_llm.cli_finetune import add_finetune_commands  # chapters 6-7, appendix E
+
+    add_finetune_commands(sub)
     return parser
 
 

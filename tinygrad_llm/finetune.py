@@ -59,10 +59,12 @@ from tinygrad_llm.tensor import Tensor, no_grad
 POOLINGS = ("last_real", "last")
 SPAM_LABELS = ("not spam", "spam")  # class 0 (ham) and class 1, as classify_review answers
 
-# The small GPT that the CLI and the examples build when no base model is given: fast
-# enough to pretrain on a task's own texts in a minute or two on 2 cores.
-SMALL_BASE = dict(context_length=128, emb_dim=128, n_heads=4, n_layers=4, drop_rate=0.0,
-                  qkv_bias=False)
+# The small GPTs that the CLI and the examples build when no base model is given (not
+# pretrained; trained here from scratch in a minute or a few on 2 cores).
+CLASSIFIER_BASE = dict(context_length=128, emb_dim=64, n_heads=4, n_layers=2, drop_rate=0.1,
+                       qkv_bias=False)
+INSTRUCT_BASE = dict(context_length=128, emb_dim=128, n_heads=4, n_layers=4, drop_rate=0.0,
+                     qkv_bias=False)
 
 
 # ---------------------------------------------------------------------------------------
@@ -426,6 +428,27 @@ def generate_response(model, tokenizer, entry: Mapping[str, str], max_new_tokens
     return clean_response(tokenizer.decode(new.tolist()))
 
 
+class _Count:
+    """'label i/n' on one redrawn line (a terminal) or every ~10% (logs), on stderr."""
+
+    def __init__(self, label: str, total: int, enabled: bool = True):
+        self.label, self.total, self.enabled = label, total, enabled
+        self.tty = sys.stderr.isatty()
+        self.every = max(1, total // 10)
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        if self.tty:
+            print(f"\r{self.label} {done}/{self.total}", end="", file=sys.stderr, flush=True)
+        elif done % self.every == 0 or done == self.total:
+            print(f"{self.label} {done}/{self.total}", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            print(file=sys.stderr)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> Path:
     """Write ``obj`` as indented JSON, atomically (a temporary file renamed over ``path``)."""
     from tinygrad_llm.io import atomic_write
@@ -443,15 +466,13 @@ def generate_responses(model, tokenizer, entries: Sequence[Mapping[str, Any]],
                        progress: bool = True) -> list[dict[str, Any]]:
     """Answer every entry (section 7.7): copies of the entries with ``response_key`` set,
     written to ``path`` as JSON (atomically) when given. Greedy by default."""
-    from tinygrad_llm.train import Progress
-
-    bar = Progress(len(entries), enabled=progress, every=max(1, len(entries) // 10))
+    bar = _Count("answered", len(entries), enabled=progress)
     results = []
     for i, entry in enumerate(entries):
         answer = generate_response(model, tokenizer, entry, max_new_tokens, temperature,
                                    top_k, seed)
         results.append({**entry, response_key: answer})
-        bar.update(i, 0.0, 0.0, 0)
+        bar.update(i + 1)
     bar.close()
     if path is not None:
         write_json(path, results)
@@ -624,8 +645,6 @@ def generate_model_scores(entries: Sequence[Mapping[str, Any]],
     """Score each entry's ``json_key`` answer with ``judge`` (default the offline one):
     the list of scores, skipping replies with no number (each reported), as the book's
     ``generate_model_scores``. The judge's ``check()`` runs first when it has one."""
-    from tinygrad_llm.train import Progress
-
     judge = judge if judge is not None else TokenF1Judge()
     if hasattr(judge, "check"):
         judge.check()
@@ -635,14 +654,14 @@ def generate_model_scores(entries: Sequence[Mapping[str, Any]],
                        f"run generate_responses first or pass json_key=")
     out = file or sys.stdout
     scores: list[float] = []
-    bar = Progress(len(entries), enabled=progress, every=max(1, len(entries) // 10))
+    bar = _Count("scored", len(entries), enabled=progress)
     for i, entry in enumerate(entries):
         s = judge.score(entry, entry[json_key])
         if s is None:
             print(f"Could not read a score for entry {i}", file=out)
         else:
             scores.append(float(s))
-        bar.update(i, 0.0, 0.0, 0)
+        bar.update(i + 1)
     bar.close()
     return scores
 
@@ -705,7 +724,8 @@ def trainable_summary(model) -> str:
 
 __all__ = [
     "POOLINGS",
-    "SMALL_BASE",
+    "CLASSIFIER_BASE",
+    "INSTRUCT_BASE",
     "SPAM_LABELS",
     "JudgeUnavailableError",
     "OllamaJudge",
