@@ -5,8 +5,9 @@
     .venv/bin/python benchmarks/bench_kernels.py --threading # also compare threading layers
 
 Sections:
-  1. kernels: median wall time of ``<name>_nb`` and ``<name>_ref`` over N runs after two
-     warm-up calls, and their ratio (ref / nb: > 1 means Numba is faster).
+  1. kernels: median wall time of ``<name>_nb`` and ``<name>_ref`` over N runs each, timed
+     alternately after two warm-up calls, and their ratio (ref / nb: > 1 means Numba is
+     faster).
   2. matmul: GFLOP/s of ``matmul_forward_nb`` against plain np.matmul at the GPT-2 layer
      shapes, and of a straightforward parallel Numba GEMM loop, for scale.
   3. alternating: a GEMM alternating with a parallel kernel, against the sum of the two
@@ -48,6 +49,21 @@ def median_time(fn, repeats: int, warmup: int = 2) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
+
+
+def median_times_interleaved(fn_a, fn_b, repeats: int, warmup: int = 2) -> tuple[float, float]:
+    """Median seconds of fn_a() and of fn_b(), timed alternately (a, b, a, b, ...) so that
+    load from other processes on this shared machine hits both about equally."""
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    times_a, times_b = [], []
+    for _ in range(repeats):
+        for fn, times in ((fn_a, times_a), (fn_b, times_b)):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return float(np.median(times_a)), float(np.median(times_b))
 
 
 def kernel_cases(dtype, rng, long_attention: bool):
@@ -212,8 +228,7 @@ def bench_kernels(dtype, quick: bool) -> list[dict]:
     print(f"{'kernel':40s} {'N':>3s} {'numba ms':>10s} {'numpy ms':>10s} {'numpy/numba':>12s}")
     for name, nb, ref, reps in kernel_cases(dtype, rng, long_attention=not quick):
         reps = max(3, reps // 3) if quick else reps
-        t_nb = median_time(nb, reps)
-        t_ref = median_time(ref, max(3, reps // 2), warmup=1)
+        t_nb, t_ref = median_times_interleaved(nb, ref, reps)
         rows.append(
             {
                 "kernel": name,
