@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tinygrad_llm import default_dtype, gradcheck, nn
+from tinygrad_llm import Tensor, default_dtype, gradcheck, nn
 from tinygrad_llm import functional as F
 from tinygrad_llm.config import GPTConfig
 from tinygrad_llm.random import manual_seed
@@ -54,10 +54,7 @@ def test_mha_gradients(explicit, backend):
     # with respect to the input
     assert gradcheck(lambda t: mha(t, force_explicit=explicit), [x])
     # with respect to every weight (x fixed)
-    with default_dtype(np.float64):
-        from tinygrad_llm import Tensor
-
-        xt, rt = Tensor(x), Tensor(r)
+    xt, rt = Tensor(x, dtype=np.float64), Tensor(r, dtype=np.float64)
     _check_params(mha, lambda: (mha(xt, force_explicit=explicit) * rt).sum())
 
 

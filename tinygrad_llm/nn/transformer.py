@@ -42,7 +42,7 @@ class FeedForward(Module):
 
 
 class TransformerBlock(Module):
-    """LayerNorm -> causal multi-head attention -> shortcut; LayerNorm -> FeedForward -> shortcut."""
+    """Pre-LayerNorm block: norm1 -> attention -> shortcut; norm2 -> FeedForward -> shortcut."""
 
     def __init__(self, cfg: GPTConfig | Mapping[str, Any]) -> None:
         super().__init__()
