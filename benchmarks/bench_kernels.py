@@ -51,14 +51,22 @@ def median_time(fn, repeats: int, warmup: int = 2) -> float:
     return float(np.median(times))
 
 
+# OpenBLAS's idle workers spin (sched_yield) for ~0.1 s after a GEMM before they sleep, and a
+# parallel kernel started inside that window runs on about one core. Section 3 measures that
+# effect; the per-kernel table waits it out so that each kernel is timed alone.
+BLAS_SETTLE_S = 0.15
+
+
 def median_times_interleaved(fn_a, fn_b, repeats: int, warmup: int = 2) -> tuple[float, float]:
     """Median seconds of fn_a() and of fn_b(), timed alternately (a, b, a, b, ...) so that
-    load from other processes on this shared machine hits both about equally."""
+    load from other processes on this shared machine hits both about equally; after each
+    fn_b() (the NumPy reference, which may have run BLAS) wait BLAS_SETTLE_S."""
     for _ in range(warmup):
         fn_a()
         fn_b()
     times_a, times_b = [], []
     for _ in range(repeats):
+        time.sleep(BLAS_SETTLE_S)
         for fn, times in ((fn_a, times_a), (fn_b, times_b)):
             t0 = time.perf_counter()
             fn()
@@ -323,9 +331,7 @@ def bench_alternating(quick: bool) -> list[dict]:
     def gemm():
         np.matmul(a, w)
 
-    def quiet():
-        # OpenBLAS's idle workers spin for ~0.1 s after a GEMM before they sleep; a kernel
-        # timed inside that window is not "alone"
+    def quiet():  # a kernel timed while OpenBLAS's workers still spin is not "alone"
         time.sleep(0.5)
 
     rows = []
