@@ -32,8 +32,11 @@ output columns at a time sharing the loads of A's row; LLVM vectorises each dot 
 (out_i += a_ic * B^T_c) reached 4-14 GF/s. The products whose contraction runs over rows
 (P^T dO, dS^T Q, dS K, P V) use transposed copies made once per head (V^T, Q^T, dO^T, K^T)
 or per block (P^T, dS^T).
-Accumulation is in the input dtype, as in flash attention; against the reference the
-results agree to rtol 2e-5 (float32) / 1e-12 (float64) of the largest entry.
+Accumulation is in the input dtype, as in flash attention. Tests hold
+|nb - ref| <= tol (|ref| + s), tol 2e-5 (float32) / 1e-12 (float64), with s the size of the
+summed terms: max|v| for out, the score size for lse, and for dq, dk the cancelling
+ds = p (dp - delta) times the keys / queries summed over (measured max relative
+differences 1e-6 float32, 2e-15 float64 at GPT-2 shapes).
 """
 
 from __future__ import annotations

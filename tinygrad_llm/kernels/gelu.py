@@ -12,8 +12,11 @@ cancellation:
     dy/dx = s + 2 x s (1 - s) du/dx
 The exp is ``fexp`` (``_numba``; float32 relative error 7.7e-8). This form is *more* accurate
 than the reference for negative x, where 1 + tanh(u) cancels (x = -5: y = -2e-7 is computed
-from 1 + t with t = -0.9999999), so the tests compare with an absolute tolerance
-of 2e-5 * max(1, max|y|) (float32) / 1e-12 (float64).
+from 1 + t with t = -0.9999999). Measured at (1024, 3072), x ~ N(0, 9), against the formula
+in long double: max abs error 5.2e-7 (reference 4.7e-7) forward and 7.1e-7 (reference
+4.6e-6) backward in float32. Tests hold |nb - ref| <= tol (|ref| + s), tol 2e-5 / 1e-12,
+with s = max|x| (forward) and max|dout| (1 + max 0.5 |x| du/dx) (backward): the size of
+the reference's own cancellation error.
 """
 
 from __future__ import annotations

@@ -17,8 +17,11 @@ Numba versions:
             pass over x and dout instead of a row pass plus a column pass: at (1024, 768)
             float32 0.6-0.9 ms against 0.8-1.3 ms for a row-parallel dx pass followed by
             a column-block-parallel dw/db pass (noisy 2-core machine, medians of 30).
-Against the reference: within rtol 2e-5 (float32; the reference's own float32 statistics
-are the less accurate side) and 1e-12 (float64) of the largest entry.
+Measured against the reference at (1024, 768): max relative difference 1.7e-7 (forward) and
+1.4e-6 (dw, db: float64 partial sums against the reference's float32 ones) in float32, 4e-16
+and 1.6e-15 in float64. Tests hold |nb - ref| <= tol (|ref| + s), tol 2e-5 / 1e-12, with s
+the size of the summed terms; for dx that is rstd * max|dout * w|, because dx is a
+cancelling difference that is pure rounding noise when a row's variance is ~0 (C = 1).
 """
 
 from __future__ import annotations
