@@ -35,13 +35,15 @@ GELU_C = 0.044715
 
 def gelu_forward_ref(x: np.ndarray) -> np.ndarray:
     """y = gelu(x), any shape."""
-    t = np.tanh(SQRT_2_OVER_PI * (x + GELU_C * x**3))
+    # x * x * x, not x**3: NumPy has no fast path for a cube and np.power took 200 ms of the
+    # 205 ms at (1024, 3072) float32; the two differ by at most 1 ulp
+    t = np.tanh(SQRT_2_OVER_PI * (x + GELU_C * (x * x * x)))
     return 0.5 * x * (1.0 + t)
 
 
 def gelu_backward_ref(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
     """dx = dout * gelu'(x)."""
-    t = np.tanh(SQRT_2_OVER_PI * (x + GELU_C * x**3))
+    t = np.tanh(SQRT_2_OVER_PI * (x + GELU_C * (x * x * x)))
     dudx = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_C * x * x)
     return dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dudx)
 
