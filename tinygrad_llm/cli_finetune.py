@@ -53,11 +53,11 @@ def _add_base_flags(p: argparse.ArgumentParser, base: dict) -> None:
                    f"model, else 0.0 as the book fine-tunes)")
 
 
-def _add_train_flags(p: argparse.ArgumentParser, epochs: int, batch_size: int,
+def _add_train_flags(p: argparse.ArgumentParser, epochs: int | None, batch_size: int,
                      eval_freq: int) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=_positive_int, default=epochs,
-                   help="default %(default)s")
+                   help="default %(default)s" if epochs else "default: see above")
     g.add_argument("--batch-size", type=_positive_int, default=batch_size,
                    help="default %(default)s")
     g.add_argument("--lr", type=float, help="learning rate (default: see above)")
@@ -108,7 +108,7 @@ def _make_base(args, tokenizer):
 
 
 def _set_dropout(model, rate: float) -> None:
-    """Use ``rate`` for every Dropout layer (a loaded model keeps its saved rate else)."""
+    """Set every Dropout layer's rate to ``rate`` and record it in ``model.cfg``."""
     from tinygrad_llm.nn import Dropout
 
     for m in model.modules():
@@ -186,7 +186,10 @@ def cmd_finetune_classifier(args) -> int:
                                       model.cfg.context_length, seed=args.seed)
     train_loader, val_loader, test_loader = loaders
     max_length = train_loader.dataset.max_length
-    prepare_classifier(model, num_classes=2, train_last_blocks=args.train_last_blocks)
+    try:
+        prepare_classifier(model, num_classes=2, train_last_blocks=args.train_last_blocks)
+    except ValueError as e:
+        raise SystemExit(f"--train-last-blocks: {e}") from None
     if args.lora:
         _apply_lora(model, args)
         what = "LoRA adapters"
@@ -269,6 +272,10 @@ def cmd_finetune_instruct(args) -> int:
           f"test records")
     model, source = _load_base(args, tokenizer, INSTRUCT_BASE)
     ctx = model.cfg.context_length
+    if args.epochs is None:
+        args.epochs = 5 if source == "built" else 2
+    if args.mask_instruction is None:
+        args.mask_instruction = source == "built"
     loader_kw = dict(batch_size=args.batch_size, allowed_max_length=ctx,
                      mask_instruction=args.mask_instruction, seed=args.seed)
     train_loader = create_instruction_dataloader(splits.train, tokenizer, shuffle=True,
@@ -439,6 +446,10 @@ def add_finetune_commands(sub) -> None:
             "A built model is not pretrained: fine-tuning it is training from scratch on the "
             "instruction data, which teaches the answer format and little else; GPT-2 "
             "weights (--gpt2 355M is the book's choice) give real answers.",
+            "Defaults that depend on the base: a built model trains 5 epochs with the "
+            "prompt's targets masked (--mask-instruction, the book's exercise 7.2, which "
+            "measured better for it); a checkpoint or GPT-2 weights train 2 epochs without "
+            "masking (the book's main text).",
             "Learning rate: 5e-5 with --gpt2 (the book's), else 1e-3; warmup, cosine decay "
             "to a tenth, gradient clipping at 1.",
             "Judges: offline (default): 100 x the SQuAD token F1 of the answer against the "
@@ -448,9 +459,9 @@ def add_finetune_commands(sub) -> None:
     p.add_argument("--data", help="a JSON list of {instruction, input, output} (default: the "
                    "book's instruction-data.json, fetched or from $TINYGRAD_LLM_DATA_DIR)")
     _add_base_flags(p, INSTRUCT_BASE)
-    p.add_argument("--mask-instruction", action="store_true",
-                   help="learn only the responses (the book's exercise 7.2)")
-    _add_train_flags(p, epochs=2, batch_size=8, eval_freq=20)
+    p.add_argument("--mask-instruction", action=argparse.BooleanOptionalAction,
+                   help="learn only the responses (the book's exercise 7.2; default: see above)")
+    _add_train_flags(p, epochs=None, batch_size=8, eval_freq=20)
     p.add_argument("--max-new-tokens", type=_positive_int, default=64,
                    help="answer length limit (default %(default)s)")
     p.add_argument("--limit-test", type=_positive_int, help="answer only the first N test records")

@@ -63,7 +63,7 @@ SPAM_LABELS = ("not spam", "spam")  # class 0 (ham) and class 1, as classify_rev
 # pretrained; trained here from scratch in a minute or a few on 2 cores).
 CLASSIFIER_BASE = dict(context_length=128, emb_dim=64, n_heads=4, n_layers=2, drop_rate=0.1,
                        qkv_bias=False)
-INSTRUCT_BASE = dict(context_length=128, emb_dim=128, n_heads=4, n_layers=4, drop_rate=0.0,
+INSTRUCT_BASE = dict(context_length=128, emb_dim=128, n_heads=4, n_layers=4, drop_rate=0.1,
                      qkv_bias=False)
 
 
