@@ -18,7 +18,7 @@ from tinygrad_llm.nn.lora import (
     replace_linear_with_lora,
     save_lora,
 )
-from tinygrad_llm.random import manual_seed
+from tinygrad_llm.random import get_rng_state, manual_seed
 
 CFG = GPTConfig(vocab_size=30, context_length=8, emb_dim=16, n_heads=2, n_layers=2,
                 drop_rate=0.0, qkv_bias=True)
@@ -48,6 +48,10 @@ def test_lora_layer_init_and_shapes():
     assert layer.scaling == 2.0
     out = layer(Tensor(np.ones((3, 5, 20), dtype=np.float32)))
     assert out.shape == (3, 5, 12) and np.all(out.data == 0)
+    with default_dtype(np.float64):
+        lin = Linear(4, 3)
+    wrapped = LinearWithLoRA(lin, rank=2, alpha=2)  # made under the float32 default
+    assert wrapped.lora.A.dtype == np.float64 and wrapped.lora.B.dtype == np.float64
 
 
 def test_bad_rank_and_alpha_are_named():
@@ -97,10 +101,13 @@ def test_only_a_and_b_receive_gradients():
 def test_merged_equals_unmerged_and_names_come_back():
     with default_dtype(np.float64):
         model = replace_linear_with_lora(_model(), rank=3, alpha=6)
+    assert model.trf_blocks[0].att.W_query.lora.A.dtype == np.float64
     _randomize_b(model)
     before = model(IDS).data.copy()
     base_names = [n for n, _ in _model().named_parameters()]
+    rng_state = get_rng_state()
     merge_lora(model)
+    assert get_rng_state() == rng_state  # merging draws no random numbers
     assert not any(isinstance(m, (LinearWithLoRA, LoRALayer)) for m in model.modules())
     assert [n for n, _ in model.named_parameters()] == base_names
     np.testing.assert_allclose(model(IDS).data, before, rtol=1e-10, atol=1e-10)

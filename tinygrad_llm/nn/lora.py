@@ -31,7 +31,7 @@ import numpy as np
 
 from tinygrad_llm.nn.linear import Linear
 from tinygrad_llm.nn.module import Module, Parameter
-from tinygrad_llm.random import get_rng
+from tinygrad_llm.random import get_rng, get_rng_state, set_rng_state
 from tinygrad_llm.tensor import Tensor, default_dtype, get_default_dtype
 
 LORA_FORMAT = "tinygrad-llm-lora-v1"
@@ -122,9 +122,9 @@ class LinearWithLoRA(Module):
     def merged(self) -> Linear:
         """A plain Linear computing the same function (new arrays; this layer unchanged)."""
         lin = self.linear
-        out = Linear.__new__(Linear)  # no random draw: every value is set below
-        Module.__init__(out)
-        out.in_features, out.out_features = lin.in_features, lin.out_features
+        state = get_rng_state()
+        out = Linear(lin.in_features, lin.out_features, bias=lin.bias is not None)
+        set_rng_state(state)  # its random init is overwritten: leave the RNG where it was
         out.training = lin.training
         w = lin.weight.data + self.lora.delta_weight().astype(lin.weight.dtype)  # (out, in)
         with default_dtype(w.dtype):
