@@ -17,7 +17,7 @@ With --vs-torch the same configuration runs in PyTorch (a plain GPT-2 written be
 weights copied from ours, torch.optim.AdamW, F.scaled_dot_product_attention), alternating
 with ours in one process, with pauses so that neither thread pool disturbs the other; the
 report gives median and min-max step throughput of each and their ratio. --memory runs
-each framework in a fresh subprocess and reports its peak RSS (ru_maxrss).
+each framework in a fresh subprocess and reports its peak RSS (VmHWM).
 Prints a table and one JSON line.
 """
 
@@ -203,7 +203,14 @@ def memory_child(config: str, which: str, steps: int) -> None:
         runner.torch.set_num_threads(os.cpu_count() or 1)
     for _ in range(steps):
         runner.step()
-    print(json.dumps({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    # VmHWM, not ru_maxrss: a forked child's ru_maxrss starts at its parent's peak, while
+    # VmHWM belongs to the address space that exec() made fresh
+    try:
+        with open("/proc/self/status") as f:
+            kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"peak_rss_mib": kib / 1024}))
 
 
 def peak_rss(config: str, which: str, steps: int = 3) -> float:
