@@ -84,7 +84,7 @@ def cmd_pretrain(args) -> int:
     from tinygrad_llm.data import create_dataloader, get_tokenizer, train_val_split
     from tinygrad_llm.nn import GPTModel
     from tinygrad_llm.optim import AdamW, decay_groups
-    from tinygrad_llm.random import manual_seed
+    from tinygrad_llm.random import manual_seed, set_rng_state
     from tinygrad_llm.train import History, plot_losses, run_training
 
     out = Path(args.out)
@@ -92,7 +92,8 @@ def cmd_pretrain(args) -> int:
     tokenizer = get_tokenizer("gpt2")
     resume = None
     if args.resume:
-        resume = io.load_checkpoint(args.resume)  # also restores the RNG state
+        # read once: the model now, the optimizer's state and the RNG once it is built
+        resume = io.load_checkpoint(args.resume, restore_rng=False)
         saved = resume["extra"].get("args", {})
         for key in ("data", "batch_size", "seed", "lr", "weight_decay", "train_ratio",
                     "warmup_steps", "min_lr", "max_norm", "eval_freq", "eval_iter",
@@ -130,8 +131,11 @@ def cmd_pretrain(args) -> int:
                       weight_decay=args.weight_decay)
     history = None
     if resume is not None:
-        io.load_checkpoint(args.resume, model=model, optimizer=optimizer)
+        io.load_optimizer_state(optimizer, resume)
+        if resume["rng"] is not None:
+            set_rng_state(resume["rng"])  # the dropout masks the stopped run would draw next
         history = History.from_dict(resume["extra"]["history"])
+        resume = None  # let the copy of the optimizer state go
     n_params = model.num_parameters()
     print(f"Data: {data_path} ({len(text):,} characters); {len(train_loader)} train and "
           f"{len(val_loader)} validation batches of {args.batch_size} x {ctx} tokens")
@@ -173,21 +177,38 @@ def cmd_pretrain(args) -> int:
 
 
 def load_model(checkpoint: str | None, gpt2: str | None):
-    """A model from a tinygrad-llm checkpoint or from GPT-2 weights (size, file or folder)."""
+    """(model, info) from a tinygrad-llm checkpoint or from GPT-2 weights (size, file or
+    folder); info is the checkpoint's ``extra`` metadata ({} for GPT-2 weights)."""
     from tinygrad_llm import io
 
     if (checkpoint is None) == (gpt2 is None):
         raise SystemExit("give exactly one of --checkpoint PATH or --gpt2 SIZE_OR_PATH")
     if checkpoint is not None:
-        return io.load_checkpoint(checkpoint, restore_rng=False)["model"]
-    return io.load_gpt2(gpt2)
+        ckpt = io.load_checkpoint(checkpoint, restore_rng=False)
+        return ckpt["model"], ckpt["extra"]
+    return io.load_gpt2(gpt2), {}
+
+
+def _classes(info: dict, model) -> str:
+    """'N classes (label, ...)' of a classifier checkpoint's info."""
+    n = int(info.get("num_classes", model.out_head.weight.shape[0]))
+    labels = info.get("labels")
+    return f"{n} classes" + (f" ({', '.join(map(str, labels))})" if labels else "")
 
 
 def cmd_generate(args) -> int:
     from tinygrad_llm.data import get_tokenizer
     from tinygrad_llm.generate import generate_stream, text_to_token_ids
 
-    model = load_model(args.checkpoint, args.gpt2)
+    model, info = load_model(args.checkpoint, args.gpt2)
+    if info.get("task") == "classification":
+        raise SystemExit(
+            f"generate: {args.checkpoint} is a classifier checkpoint (finetune-classifier): "
+            f"its head scores {_classes(info, model)} instead of predicting the next token, "
+            f"so it cannot generate text. Generate from a language model checkpoint instead "
+            f"(tinygrad-llm pretrain, or finetune-instruct, which `chat` also talks to) or "
+            f"--gpt2; classify texts with it from Python: "
+            f"tinygrad_llm.finetune.load_finetuned(path) and classify_review(text, ...).")
     tokenizer = get_tokenizer("gpt2")
     ids = text_to_token_ids(args.prompt, tokenizer)
     eos = None if args.no_eos else tokenizer.eot_token
@@ -209,13 +230,20 @@ def cmd_generate(args) -> int:
 
 
 def cmd_info(args) -> int:
-    model = load_model(args.checkpoint, args.gpt2)
+    if args.path is not None and args.checkpoint is not None:
+        raise SystemExit("info: give the checkpoint once (PATH or --checkpoint PATH)")
+    model, info = load_model(args.path or args.checkpoint, args.gpt2)
     total = model.num_parameters()
+    task = info.get("task")
+    if task == "classification":
+        print(f"task: classifier with {_classes(info, model)} (finetune-classifier); "
+              f"out_head is {model.out_head}")
+    elif task:
+        print(f"task: {task}")
     print(f"config: {json.dumps(model.cfg.to_dict())}")
     print(f"parameters: {total:,} ({total * 4 / 2**20:.1f} MB at float32)")
-    head = model.out_head.weight
     if not getattr(model.cfg, "tie_weights", False):
-        print(f"without the output head: {total - head.size:,}")
+        print(f"without the output head: {total - model.out_head.num_parameters():,}")
     print(f"trainable: {model.num_parameters(trainable_only=True):,}")
     return 0
 
@@ -265,7 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("info", help="parameters, memory and config of a checkpoint")
-    p.add_argument("checkpoint", nargs="?")
+    p.add_argument("path", nargs="?", metavar="CHECKPOINT")
+    p.add_argument("--checkpoint", help="the checkpoint, as a flag (as for generate)")
     p.add_argument("--gpt2", help="GPT-2 weights instead of a checkpoint")
     p.set_defaults(func=cmd_info)
     from tinygrad_llm.cli_finetune import add_finetune_commands  # chapters 6-7, appendix E

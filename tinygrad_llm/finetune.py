@@ -676,7 +676,7 @@ def save_finetuned(path: str | os.PathLike, model, info: Mapping[str, Any],
 
     For a classifier, ``info`` holds ``task="classification"``, ``num_classes`` and what
     classifying needs again (``pooling``, ``pad_token_id``, ``max_length``, ``labels``);
-    ``load_finetuned`` rebuilds the head from it. For instruction models
+    ``io.load_checkpoint`` / ``load_finetuned`` rebuild the head from it. For instruction models
     ``task="instruction"``. The weights are the plain GPT names (merge LoRA first).
     """
     from tinygrad_llm import io
@@ -692,27 +692,13 @@ def save_finetuned(path: str | os.PathLike, model, info: Mapping[str, Any],
 
 
 def load_finetuned(path: str | os.PathLike) -> tuple[Any, dict[str, Any]]:
-    """(model, info) from a checkpoint of ``save_finetuned`` (or any tinygrad-llm
-    checkpoint, whose info is then its ``extra``); a classifier gets its head back."""
+    """(model in eval mode, info) from a checkpoint of ``save_finetuned`` (or any
+    tinygrad-llm checkpoint, whose info is then its ``extra``). A classifier gets its head
+    back (``io.load_checkpoint`` rebuilds it from ``num_classes``)."""
     from tinygrad_llm import io
-    from tinygrad_llm.config import GPTConfig
-    from tinygrad_llm.nn import GPTModel
-    from tinygrad_llm.nn.heads import prepare_classifier
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
-    header, _ = io.read_safetensors_header(path)
-    meta = header.get("__metadata__", {}) or {}
-    info = json.loads(meta.get("extra", "{}"))
-    if info.get("task") == "classification" and "config" in meta:
-        model = GPTModel(GPTConfig.from_dict(json.loads(meta["config"])))
-        prepare_classifier(model, int(info["num_classes"]))
-        io.load_checkpoint(path, model=model, restore_rng=False)
-    else:
-        model = io.load_checkpoint(path, restore_rng=False)["model"]
-    model.eval()
-    return model, info
+    ckpt = io.load_checkpoint(path, restore_rng=False)
+    return ckpt["model"].eval(), ckpt["extra"]
 
 
 def trainable_summary(model) -> str:

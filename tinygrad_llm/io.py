@@ -173,11 +173,18 @@ def save_checkpoint(path: str | os.PathLike, model, optimizer=None, step: int = 
 
 def load_checkpoint(path: str | os.PathLike, model=None, optimizer=None,
                     restore_rng: bool = True) -> dict:
-    """Load a checkpoint written by ``save_checkpoint``.
+    """Load a checkpoint written by ``save_checkpoint``, reading the file once.
 
-    With ``model=None`` a GPTModel is built from the saved config. Returns a dict with
-    "model", "step", "config", "extra". Raises CheckpointError naming every missing or
-    unexpected key, shape mismatch, or config value that differs.
+    With ``model=None`` a GPTModel is built from the saved config; a classifier (``extra``
+    with ``task="classification"``, as ``finetune.save_finetuned`` writes) gets its
+    ``Linear(emb_dim, num_classes)`` head back, every parameter trainable.
+
+    Returns a dict with "model", "step", "config", "extra", "path", and what a caller that
+    builds its optimizer only after loading needs (``pretrain --resume``): "optimizer_state"
+    (for ``load_optimizer_state``; None if none was saved) and "rng" (the saved RNG state,
+    for ``random.set_rng_state``; restored here already unless ``restore_rng=False``).
+    Raises CheckpointError naming every missing or unexpected key, shape mismatch, or
+    config value that differs.
     """
     from tinygrad_llm.config import GPTConfig
     from tinygrad_llm.random import set_rng_state
@@ -191,12 +198,19 @@ def load_checkpoint(path: str | os.PathLike, model=None, optimizer=None,
                               f"{meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}); "
                               f"for GPT-2 weights use load_gpt2()")
     cfg = GPTConfig.from_dict(json.loads(meta["config"])) if "config" in meta else None
+    extra = json.loads(meta.get("extra", "{}"))
+    num_classes = _num_classes(extra, tensors)
     if model is None:
         if cfg is None:
             raise CheckpointError(f"{path}: no config saved; pass the model to load into")
         from tinygrad_llm.nn import GPTModel
 
         model = GPTModel(cfg)
+        if num_classes is not None:
+            from tinygrad_llm.nn.heads import prepare_classifier
+
+            prepare_classifier(model, num_classes)
+            model.requires_grad_(True)  # prepare_classifier froze the body for training
     elif cfg is not None and getattr(model, "cfg", None) is not None:
         mine, saved = model.cfg.to_dict(), cfg.to_dict()
         diff = [f"{k}: checkpoint has {saved.get(k)!r}, model has {mine.get(k)!r}"
@@ -208,30 +222,65 @@ def load_checkpoint(path: str | os.PathLike, model=None, optimizer=None,
     try:
         model.load_state_dict(state, strict=True)
     except (KeyError, ValueError) as e:
-        raise CheckpointError(f"{path}: {e}") from None
+        hint = ""
+        if num_classes is not None:
+            hint = (f" (a classifier checkpoint with {num_classes} classes: load it with "
+                    f"model=None, or give the model prepare_classifier(model, {num_classes}) "
+                    f"first)")
+        raise CheckpointError(f"{path}: {e}{hint}") from None
+    ckpt = {"model": model, "step": int(meta.get("step", 0)), "config": cfg, "extra": extra,
+            "path": path, "optimizer_state": _optimizer_state(tensors, meta),
+            "rng": json.loads(meta["rng"]) if "rng" in meta else None}
     if optimizer is not None:
-        if "optimizer" not in meta:
-            raise CheckpointError(f"{path}: holds no optimizer state")
-        info = json.loads(meta["optimizer"])
-        if info["type"] != type(optimizer).__name__:
-            raise CheckpointError(f"{path}: optimizer state is for {info['type']}, "
-                                  f"not {type(optimizer).__name__}")
-        state_o: dict = {}
-        for k, v in tensors.items():
-            if k.startswith("optim."):
-                _, i, slot = k.split(".", 2)
-                state_o.setdefault(int(i), {})[slot] = np.array(v)
-        for k, v in info["scalars"].items():
-            i, slot = k.split(".", 1)
-            state_o.setdefault(int(i), {})[slot] = v
-        try:
-            optimizer.load_state_dict({"param_groups": info["param_groups"], "state": state_o})
-        except ValueError as e:
-            raise CheckpointError(f"{path}: {e}") from None
-    if restore_rng and "rng" in meta:
-        set_rng_state(json.loads(meta["rng"]))
-    return {"model": model, "step": int(meta.get("step", 0)), "config": cfg,
-            "extra": json.loads(meta.get("extra", "{}"))}
+        load_optimizer_state(optimizer, ckpt)
+    if restore_rng and ckpt["rng"] is not None:
+        set_rng_state(ckpt["rng"])
+    return ckpt
+
+
+def _num_classes(extra: dict, tensors: dict[str, np.ndarray]) -> int | None:
+    """The class count of a classifier checkpoint (None for a language model): the
+    metadata's ``num_classes``, else the rows of the saved head."""
+    if extra.get("task") != "classification":
+        return None
+    if "num_classes" in extra:
+        return int(extra["num_classes"])
+    head = tensors.get("model.out_head.weight")
+    return int(head.shape[0]) if head is not None else None
+
+
+def _optimizer_state(tensors: dict[str, np.ndarray], meta: dict[str, str]) -> dict | None:
+    """The saved optimizer as {"type", "param_groups", "state"}, or None. The arrays are
+    copied out of the memory map, so a caller holding them does not keep the file open
+    (which would block saving over it on Windows)."""
+    if "optimizer" not in meta:
+        return None
+    info = json.loads(meta["optimizer"])
+    state: dict = {}
+    for k, v in tensors.items():
+        if k.startswith("optim."):
+            _, i, slot = k.split(".", 2)
+            state.setdefault(int(i), {})[slot] = np.array(v)
+    for k, v in info["scalars"].items():
+        i, slot = k.split(".", 1)
+        state.setdefault(int(i), {})[slot] = v
+    return {"type": info["type"], "param_groups": info["param_groups"], "state": state}
+
+
+def load_optimizer_state(optimizer, ckpt: dict) -> None:
+    """Restore ``optimizer`` (built on ``ckpt["model"]``'s parameters) from the result of
+    ``load_checkpoint``, without reading the file again."""
+    path, saved = ckpt.get("path", "checkpoint"), ckpt.get("optimizer_state")
+    if saved is None:
+        raise CheckpointError(f"{path}: holds no optimizer state")
+    if saved["type"] != type(optimizer).__name__:
+        raise CheckpointError(f"{path}: optimizer state is for {saved['type']}, "
+                              f"not {type(optimizer).__name__}")
+    try:
+        optimizer.load_state_dict({"param_groups": saved["param_groups"],
+                                   "state": saved["state"]})
+    except ValueError as e:
+        raise CheckpointError(f"{path}: {e}") from None
 
 
 # ---------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 TINY = ["--n-layers", "1", "--emb-dim", "16", "--n-heads", "2", "--context-length", "16",
@@ -84,3 +85,33 @@ def test_bad_arguments_are_clear(tmp_path):
     env = {**os.environ}
     r = _cli("--help", env=env)
     assert r.returncode == 0 and "pretrain" in r.stdout
+
+
+def test_resume_reads_the_checkpoint_once_and_continues_exactly(tmp_path, text_file,
+                                                                monkeypatch):
+    """pretrain 1 epoch, then --resume to 2 epochs: the same weights as 2 epochs in one go
+    (dropout on, so the RNG state must come back too), and the checkpoint is read once."""
+    from tinygrad_llm import cli, io
+
+    base = ["pretrain", "--data", str(text_file), *TINY, "--no-progress"]
+    assert cli.main([*base, "--epochs", "2", "--out", str(tmp_path / "full")]) == 0
+    assert cli.main([*base, "--epochs", "1", "--out", str(tmp_path / "part")]) == 0
+    reads = []
+    real = io.load_safetensors
+
+    def counting(path):
+        reads.append(path)
+        return real(path)
+
+    monkeypatch.setattr(io, "load_safetensors", counting)
+    ckpt = tmp_path / "part" / "model.safetensors"
+    assert cli.main(["pretrain", "--resume", str(ckpt), "--epochs", "2", "--out",
+                     str(tmp_path / "part"), "--no-progress", "--no-plot"]) == 0
+    assert len(reads) == 1, reads
+    monkeypatch.undo()
+    full = io.load_checkpoint(tmp_path / "full" / "model.safetensors", restore_rng=False)
+    resumed = io.load_checkpoint(ckpt, restore_rng=False)
+    assert resumed["step"] == full["step"] > 0
+    for (n, p), (_, q) in zip(resumed["model"].named_parameters(),
+                              full["model"].named_parameters()):
+        np.testing.assert_array_equal(p.data, q.data, err_msg=n)

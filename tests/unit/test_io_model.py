@@ -9,8 +9,9 @@ import pytest
 
 from tinygrad_llm import GPTConfig, GPTModel, io
 from tinygrad_llm.io import CheckpointError, load_safetensors, save_safetensors
-from tinygrad_llm.optim import AdamW
-from tinygrad_llm.random import get_rng, manual_seed
+from tinygrad_llm.nn.heads import prepare_classifier
+from tinygrad_llm.optim import SGD, AdamW
+from tinygrad_llm.random import get_rng, manual_seed, set_rng_state
 
 CFG = GPTConfig(vocab_size=20, context_length=8, emb_dim=12, n_heads=3, n_layers=2,
                 drop_rate=0.0, qkv_bias=True, tie_weights=True)
@@ -74,6 +75,47 @@ def test_checkpoint_round_trip_with_optimizer_and_rng(tmp_path):
     for i, s in opt.state.items():
         np.testing.assert_array_equal(opt2.state[i]["m"], s["m"])
         assert opt2.state[i]["step"] == s["step"] == 1
+
+
+def test_one_read_gives_model_then_optimizer_and_rng(tmp_path):
+    """pretrain --resume's way: load once, build the optimizer on the loaded model, then
+    restore its state and the RNG from what was read (the file is not opened again)."""
+    model = _model()
+    opt = AdamW(model.parameters(), lr=1e-3)
+    for p in model.parameters():
+        p.grad = np.ones_like(p.data)
+    opt.step()
+    io.save_checkpoint(tmp_path / "c.safetensors", model, opt, step=3)
+    expected_next = get_rng().random()
+    manual_seed(5)
+    got = io.load_checkpoint(tmp_path / "c.safetensors", restore_rng=False)
+    (tmp_path / "c.safetensors").unlink()  # everything below works from what was read
+    opt2 = AdamW(got["model"].parameters(), lr=1e-3)
+    io.load_optimizer_state(opt2, got)
+    for i, s in opt.state.items():
+        np.testing.assert_array_equal(opt2.state[i]["m"], s["m"])
+        assert opt2.state[i]["step"] == s["step"] == 1
+    set_rng_state(got["rng"])
+    assert get_rng().random() == expected_next
+    with pytest.raises(CheckpointError, match="optimizer state is for AdamW, not SGD"):
+        io.load_optimizer_state(SGD(got["model"].parameters(), lr=0.1), got)
+
+
+def test_classifier_checkpoint_loads_with_its_head(tmp_path):
+    """A finetune-classifier checkpoint: load_checkpoint rebuilds the num_classes head."""
+    model = prepare_classifier(_model(), num_classes=3).eval()
+    io.save_checkpoint(tmp_path / "clf.safetensors", model,
+                       extra={"task": "classification", "num_classes": 3})
+    got = io.load_checkpoint(tmp_path / "clf.safetensors", restore_rng=False)
+    head = got["model"].out_head
+    assert head.weight.shape == (3, CFG.emb_dim) and head.bias is not None
+    assert got["model"].num_parameters(trainable_only=True) == model.num_parameters()
+    np.testing.assert_array_equal(got["model"].eval()(IDS).data, model(IDS).data)
+    # into a language model: the error says it is a classifier and what to do
+    with pytest.raises(CheckpointError, match=r"classifier checkpoint with 3 classes.*"
+                       r"prepare_classifier\(model, 3\)"):
+        io.load_checkpoint(tmp_path / "clf.safetensors",
+                           model=_model(GPTConfig(**{**CFG.to_dict(), "tie_weights": False})))
 
 
 def test_checkpoint_errors_name_the_problem(tmp_path):
