@@ -43,13 +43,15 @@ from pathlib import Path
 
 import numpy as np
 
-from tinygrad_llm import GPTConfig, GPTModel, io, manual_seed
+from tinygrad_llm import GPTModel, manual_seed
 from tinygrad_llm.data import Splits, get_tokenizer, spam_splits
 from tinygrad_llm.finetune import (
     CLASSIFIER_BASE,
     calc_accuracy_loader,
     classifier_logits,
     create_spam_dataloaders,
+    default_lr,
+    load_base_model,
     pretrain_on_texts,
     train_classifier_simple,
 )
@@ -97,16 +99,12 @@ def main() -> None:
         splits = Splits(splits.train[:48], splits.val[:16], splits.test[:16])
     print(f"{len(splits.train)} training, {len(splits.val)} validation, {len(splits.test)} "
           f"test messages")
-    if args.gpt2:
-        model = io.load_gpt2(args.gpt2)
-        print(f"GPT-2 weights {args.gpt2}: {model.cfg}")
-    else:
-        base = dict(CLASSIFIER_BASE)
-        if args.tiny:
-            base.update(emb_dim=16, n_layers=1, n_heads=2, context_length=32)
-        model = GPTModel(GPTConfig(vocab_size=tokenizer.n_vocab, **base))
+    # GPT-2 weights with --gpt2, else a small GPTModel of CLASSIFIER_BASE (not pretrained)
+    tiny = dict(emb_dim=16, n_layers=1, n_heads=2, context_length=32) if args.tiny else {}
+    model, source = load_base_model(CLASSIFIER_BASE, tokenizer.n_vocab, gpt2=args.gpt2, **tiny)
+    print(f"Base model ({source}): {model.cfg}")
+    if source == "built":
         epochs = min(args.base_epochs, 1) if args.tiny else args.base_epochs
-        print(f"A small GPT built here: {model.cfg}")
         if epochs:
             t0 = time.perf_counter()
             h = pretrain_on_texts(model, [t for t, _ in splits.train], tokenizer, epochs,
@@ -137,7 +135,7 @@ def main() -> None:
         print(f"{name} accuracy before: "
               f"{calc_accuracy_loader(loader, model, num_batches=10, **kw) * 100:.2f}%")
 
-    lr = args.lr if args.lr is not None else (5e-5 if args.gpt2 else 1e-3)
+    lr = args.lr if args.lr is not None else default_lr(source)  # 5e-5 for GPT-2, else 1e-3
     optimizer = AdamW(decay_groups(model, 0.1), lr=lr, weight_decay=0.1)
     t0 = time.perf_counter()
     train_classifier_simple(model, train_loader, val_loader, optimizer, num_epochs=args.epochs,

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinygrad_llm import GPTConfig, GPTModel, io, manual_seed
+from tinygrad_llm import manual_seed
 from tinygrad_llm.data import Splits, get_tokenizer, spam_splits
 from tinygrad_llm.finetune import (
     CLASSIFIER_BASE,
@@ -48,6 +48,8 @@ from tinygrad_llm.finetune import (
     classifier_logits,
     classify_review,
     create_spam_dataloaders,
+    default_lr,
+    load_base_model,
     save_finetuned,
     train_classifier_simple,
     trainable_summary,
@@ -88,15 +90,10 @@ def main() -> None:
           f"test messages; {spam_share:.0%} of the training messages are spam")
 
     section("6.4-6.5 the model and its new head")
-    if args.gpt2:
-        model = io.load_gpt2(args.gpt2)
-        print(f"GPT-2 weights {args.gpt2}: {model.cfg}")
-    else:
-        base = dict(CLASSIFIER_BASE)
-        if args.tiny:
-            base.update(emb_dim=16, n_layers=1, n_heads=2, context_length=32)
-        model = GPTModel(GPTConfig(vocab_size=tokenizer.n_vocab, **base))
-        print(f"A small GPT built here (not pretrained): {model.cfg}")
+    # GPT-2 weights with --gpt2, else a small GPTModel of CLASSIFIER_BASE (not pretrained)
+    tiny = dict(emb_dim=16, n_layers=1, n_heads=2, context_length=32) if args.tiny else {}
+    model, source = load_base_model(CLASSIFIER_BASE, tokenizer.n_vocab, gpt2=args.gpt2, **tiny)
+    print(f"Base model ({source}): {model.cfg}")
     train_loader, val_loader, test_loader = create_spam_dataloaders(
         splits, tokenizer, batch_size=8, context_length=model.cfg.context_length, seed=args.seed)
     inputs, labels = next(iter(train_loader))
@@ -104,7 +101,7 @@ def main() -> None:
           f"{len(test_loader)} test batches")
     print(f"Input batch dimensions: {inputs.shape}; label batch dimensions: {labels.shape}")
     prepare_classifier(model, num_classes=2, train_last_blocks=1)
-    if not args.gpt2:
+    if source == "built":
         model.requires_grad_(True)  # nothing pretrained to keep: train all of it
     print(trainable_summary(model))
     ids = np.array([tokenizer.encode("Do you have time")])
@@ -126,7 +123,7 @@ def main() -> None:
         print(f"{name} accuracy: {acc * 100:.2f}%   loss: {loss:.3f}")
 
     section("6.7 fine-tuning")
-    lr = args.lr if args.lr is not None else (5e-5 if args.gpt2 else 1e-3)
+    lr = args.lr if args.lr is not None else default_lr(source)  # 5e-5 for GPT-2, else 1e-3
     optimizer = AdamW(decay_groups(model, 0.1), lr=lr, weight_decay=0.1)
     t0 = time.perf_counter()
     train_classifier_simple(model, train_loader, val_loader, optimizer, num_epochs=args.epochs,

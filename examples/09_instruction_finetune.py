@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinygrad_llm import GPTConfig, GPTModel, io, manual_seed
+from tinygrad_llm import manual_seed
 from tinygrad_llm.data import (
     Splits,
     custom_collate_fn,
@@ -58,10 +58,12 @@ from tinygrad_llm.finetune import (
     INSTRUCT_BASE,
     JudgeUnavailableError,
     create_instruction_dataloader,
+    default_lr,
     generate_model_scores,
     generate_response,
     generate_responses,
     get_judge,
+    load_base_model,
     save_finetuned,
     trainable_summary,
 )
@@ -117,18 +119,13 @@ def main() -> None:
     print(f"inputs:\n{inputs}\ntargets:\n{targets}")
 
     section("7.4-7.5 data loaders and the model")
-    if args.gpt2:
-        model = io.load_gpt2(args.gpt2)
-        print(f"GPT-2 weights {args.gpt2}: {model.cfg}")
-    else:
-        base = dict(INSTRUCT_BASE)
-        if args.tiny:
-            base.update(emb_dim=16, n_layers=1, n_heads=2, drop_rate=0.0)
-        model = GPTModel(GPTConfig(vocab_size=tokenizer.n_vocab, **base))
-        print(f"A small GPT built here (not pretrained): {model.cfg}")
+    # GPT-2 weights with --gpt2, else a small GPTModel of INSTRUCT_BASE (not pretrained)
+    tiny = dict(emb_dim=16, n_layers=1, n_heads=2, drop_rate=0.0) if args.tiny else {}
+    model, source = load_base_model(INSTRUCT_BASE, tokenizer.n_vocab, gpt2=args.gpt2, **tiny)
+    print(f"Base model ({source}): {model.cfg}")
     print(trainable_summary(model))
     ctx = model.cfg.context_length
-    mask = args.mask_instruction if args.mask_instruction is not None else not args.gpt2
+    mask = args.mask_instruction if args.mask_instruction is not None else source == "built"
     print(f"Targets of the prompt tokens masked (exercise 7.2): {mask}")
     kw = dict(batch_size=8, allowed_max_length=ctx, mask_instruction=mask, seed=args.seed)
     train_loader = create_instruction_dataloader(splits.train, tokenizer, shuffle=True,
@@ -143,8 +140,8 @@ def main() -> None:
     model.eval()
     print(f"Training loss: {calc_loss_loader(train_loader, model, num_batches=5):.3f}, "
           f"Validation loss: {calc_loss_loader(val_loader, model, num_batches=5):.3f}")
-    epochs = args.epochs or (2 if args.gpt2 else (1 if args.tiny else 5))
-    lr = args.lr if args.lr is not None else (5e-5 if args.gpt2 else 1e-3)
+    epochs = args.epochs or (2 if source == "gpt2" else (1 if args.tiny else 5))
+    lr = args.lr if args.lr is not None else default_lr(source)  # 5e-5 for GPT-2, else 1e-3
     optimizer = AdamW(decay_groups(model, 0.1), lr=lr, weight_decay=0.1)
     steps = len(train_loader) * epochs
     t0 = time.perf_counter()

@@ -73,38 +73,38 @@ def _add_train_flags(p: argparse.ArgumentParser, epochs: int | None, batch_size:
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _load_base(args, tokenizer, base: dict):
-    """(model, how it was made: 'checkpoint' | 'gpt2' | 'built'), with the dropout rate of
-    --drop-rate (default: the built model's, else 0.0)."""
-    model, source = _make_base(args, tokenizer)
+def _start(args, base: dict, read_splits, what: str):
+    """What both fine-tuning commands do first: seed, the GPT-2 tokenizer, the data splits
+    (``read_splits()``; its ValueError becomes a --data message), and the base model with the
+    dropout rate of --drop-rate (default: the built model's, else 0.0).
+
+    Returns (tokenizer, splits, model, source); source as ``finetune.load_base_model``.
+    """
+    from tinygrad_llm.data import get_tokenizer
+    from tinygrad_llm.finetune import load_base_model
+    from tinygrad_llm.random import manual_seed
+
+    manual_seed(args.seed)
+    tokenizer = get_tokenizer("gpt2")
+    try:
+        splits = read_splits()
+    except ValueError as e:
+        raise SystemExit(f"--data: {e}") from None
+    print(f"Data: {len(splits.train)} train, {len(splits.val)} validation, {len(splits.test)} "
+          f"test {what}")
+    if args.checkpoint and args.gpt2:
+        raise SystemExit("give at most one of --checkpoint PATH and --gpt2 SIZE_OR_PATH")
+    sizes = {k: getattr(args, k) for k in ("emb_dim", "n_layers", "n_heads", "context_length")}
+    try:
+        model, source = load_base_model(base, tokenizer.n_vocab, gpt2=args.gpt2 or None,
+                                        checkpoint=args.checkpoint or None, **sizes)
+    except (TypeError, ValueError) as e:
+        flag = "--checkpoint" if args.checkpoint else "--gpt2" if args.gpt2 else "model flags"
+        raise SystemExit(f"{flag}: {e}") from None
     if args.drop_rate is None:
         args.drop_rate = base["drop_rate"] if source == "built" else 0.0
     _set_dropout(model, args.drop_rate)
-    return model, source
-
-
-def _make_base(args, tokenizer):
-    from tinygrad_llm import io
-    from tinygrad_llm.config import GPTConfig
-    from tinygrad_llm.finetune import load_finetuned
-    from tinygrad_llm.nn import GPTModel
-
-    if args.checkpoint and args.gpt2:
-        raise SystemExit("give at most one of --checkpoint PATH and --gpt2 SIZE_OR_PATH")
-    if args.checkpoint:
-        model, info = load_finetuned(args.checkpoint)
-        if info.get("task") == "classification":
-            raise SystemExit(f"--checkpoint: {args.checkpoint} is a classifier; start from a "
-                             f"language model checkpoint")
-        return model, "checkpoint"
-    if args.gpt2:
-        return io.load_gpt2(args.gpt2), "gpt2"
-    try:
-        cfg = GPTConfig(vocab_size=tokenizer.n_vocab, context_length=args.context_length,
-                        emb_dim=args.emb_dim, n_heads=args.n_heads, n_layers=args.n_layers)
-    except (TypeError, ValueError) as e:
-        raise SystemExit(f"model flags: {e}") from None
-    return GPTModel(cfg), "built"
+    return tokenizer, splits, model, source
 
 
 def _set_dropout(model, rate: float) -> None:
@@ -149,31 +149,24 @@ def _finish_lora(model, args, out: Path, include=()) -> None:
 
 
 def cmd_finetune_classifier(args) -> int:
-    from tinygrad_llm.data import get_tokenizer, spam_splits
+    from tinygrad_llm.data import spam_splits
     from tinygrad_llm.finetune import (
         CLASSIFIER_BASE,
         SPAM_LABELS,
         calc_accuracy_loader,
         classify_review,
         create_spam_dataloaders,
+        default_lr,
         pretrain_on_texts,
         save_finetuned,
         train_classifier_simple,
         trainable_summary,
     )
     from tinygrad_llm.nn.heads import prepare_classifier
-    from tinygrad_llm.random import manual_seed
 
     start = time.perf_counter()
-    manual_seed(args.seed)
-    tokenizer = get_tokenizer("gpt2")
-    try:
-        splits = spam_splits(args.data, seed=args.seed)
-    except ValueError as e:
-        raise SystemExit(f"--data: {e}") from None
-    print(f"Data: {len(splits.train)} train, {len(splits.val)} validation, {len(splits.test)} "
-          f"test messages")
-    model, source = _load_base(args, tokenizer, CLASSIFIER_BASE)
+    tokenizer, splits, model, source = _start(
+        args, CLASSIFIER_BASE, lambda: spam_splits(args.data, seed=args.seed), "messages")
     progress = not args.no_progress
     if args.base_epochs:
         print(f"Pretraining the base model for {args.base_epochs} epoch(s) on the training "
@@ -201,7 +194,7 @@ def cmd_finetune_classifier(args) -> int:
                 f"head (the book's rule)")
     print(f"Model ({source}): {model.cfg.n_layers} layers, {model.cfg.emb_dim}-dim; "
           f"training {what}; {trainable_summary(model)}")
-    lr = args.lr if args.lr is not None else (5e-5 if source == "gpt2" else 1e-3)
+    lr = args.lr if args.lr is not None else default_lr(source)
     optimizer = _optimizer(model, lr, args.weight_decay)
     kw = dict(pooling=args.pooling)
     t0 = time.perf_counter()
@@ -234,28 +227,21 @@ def cmd_finetune_classifier(args) -> int:
 
 
 def cmd_finetune_instruct(args) -> int:
-    from tinygrad_llm.data import (
-        format_input,
-        get_tokenizer,
-        instruction_splits,
-        load_instruction_data,
-    )
+    from tinygrad_llm.data import format_input, instruction_splits, load_instruction_data
     from tinygrad_llm.finetune import (
         INSTRUCT_BASE,
         JudgeUnavailableError,
         create_instruction_dataloader,
+        default_lr,
         generate_model_scores,
         generate_responses,
         get_judge,
         save_finetuned,
         trainable_summary,
     )
-    from tinygrad_llm.random import manual_seed
     from tinygrad_llm.train import run_training
 
     start = time.perf_counter()
-    manual_seed(args.seed)
-    tokenizer = get_tokenizer("gpt2")
     judge = None
     if args.judge == "ollama":  # check first: no point training for an hour, then failing
         judge = get_judge("ollama", model=args.ollama_model, url=args.ollama_url)
@@ -263,14 +249,9 @@ def cmd_finetune_instruct(args) -> int:
             judge.check()
         except JudgeUnavailableError as e:
             raise SystemExit(str(e)) from None
-    try:
-        data = load_instruction_data(args.data)
-        splits = instruction_splits(data, seed=args.seed)
-    except ValueError as e:
-        raise SystemExit(f"--data: {e}") from None
-    print(f"Data: {len(splits.train)} train, {len(splits.val)} validation, {len(splits.test)} "
-          f"test records")
-    model, source = _load_base(args, tokenizer, INSTRUCT_BASE)
+    tokenizer, splits, model, source = _start(
+        args, INSTRUCT_BASE,
+        lambda: instruction_splits(load_instruction_data(args.data), seed=args.seed), "records")
     ctx = model.cfg.context_length
     if args.epochs is None:
         args.epochs = 5 if source == "built" else 2
@@ -285,7 +266,7 @@ def cmd_finetune_instruct(args) -> int:
         _apply_lora(model, args)
     print(f"Model ({source}): {model.cfg.n_layers} layers, {model.cfg.emb_dim}-dim, context "
           f"{ctx}; {trainable_summary(model)}")
-    lr = args.lr if args.lr is not None else (5e-5 if source == "gpt2" else 1e-3)
+    lr = args.lr if args.lr is not None else default_lr(source)
     optimizer = _optimizer(model, lr, args.weight_decay)
     steps = len(train_loader) * args.epochs
     t0 = time.perf_counter()

@@ -2,8 +2,13 @@
 (chapter 7) and scoring a model's answers (section 7.8); LoRA lives in ``nn.lora``
 (appendix E).
 
+The base model (the CLI and the examples): ``load_base_model(CLASSIFIER_BASE,
+gpt2="124M")`` loads GPT-2 weights as the book does; without ``gpt2``/``checkpoint`` it
+builds the small, not pretrained GPT of ``CLASSIFIER_BASE`` / ``INSTRUCT_BASE``.
+
 Classification (chapter 6)::
 
+    model, source = load_base_model(CLASSIFIER_BASE, gpt2="124M")  # source: "gpt2"
     prepare_classifier(model, num_classes=2)                       # nn.heads
     train_loader, val_loader, test_loader = create_spam_dataloaders(spam_splits(), tokenizer)
     train_losses, val_losses, train_accs, val_accs, examples_seen = train_classifier_simple(
@@ -65,6 +70,49 @@ CLASSIFIER_BASE = dict(context_length=128, emb_dim=64, n_heads=4, n_layers=2, dr
                        qkv_bias=False)
 INSTRUCT_BASE = dict(context_length=128, emb_dim=128, n_heads=4, n_layers=4, drop_rate=0.1,
                      qkv_bias=False)
+
+
+def load_base_model(base: Mapping[str, Any], vocab_size: int = 50257, *,
+                    gpt2: str | os.PathLike | None = None,
+                    checkpoint: str | os.PathLike | None = None,
+                    **overrides: Any) -> tuple[Any, str]:
+    """The model that fine-tuning starts from, and where it came from.
+
+    Args:
+        base: the GPTConfig fields of the model built when neither ``gpt2`` nor
+            ``checkpoint`` is given (``CLASSIFIER_BASE`` or ``INSTRUCT_BASE``), with
+            ``overrides`` on top (e.g. smaller sizes for a smoke run).
+        gpt2: published GPT-2 weights: "124M", ..., a file or a folder (``io.load_gpt2``).
+        checkpoint: a tinygrad-llm language model checkpoint (``pretrain``,
+            ``finetune-instruct``); a classifier checkpoint is refused.
+    Returns:
+        (model, source) with source "gpt2", "checkpoint" or "built" (a new GPTModel with
+        random weights: not pretrained).
+    Raises:
+        ValueError (``io.CheckpointError`` included) for a bad checkpoint or weights, both
+        sources given, or config fields GPTConfig rejects.
+    """
+    from tinygrad_llm import io
+    from tinygrad_llm.config import GPTConfig
+    from tinygrad_llm.nn import GPTModel
+
+    if gpt2 is not None and checkpoint is not None:
+        raise ValueError("load_base_model: give at most one of gpt2 and checkpoint")
+    if checkpoint is not None:
+        ckpt = io.load_checkpoint(checkpoint, restore_rng=False)
+        if ckpt["extra"].get("task") == "classification":
+            raise ValueError(f"{checkpoint} is a classifier checkpoint; start from a language "
+                             f"model checkpoint (tinygrad-llm pretrain or finetune-instruct)")
+        return ckpt["model"], "checkpoint"
+    if gpt2 is not None:
+        return io.load_gpt2(gpt2), "gpt2"
+    return GPTModel(GPTConfig(vocab_size=vocab_size, **{**base, **overrides})), "built"
+
+
+def default_lr(source: str) -> float:
+    """The fine-tuning learning rate for a base model from ``load_base_model``: the book's
+    5e-5 for GPT-2 weights, 1e-3 for the small models built or pretrained here."""
+    return 5e-5 if source == "gpt2" else 1e-3
 
 
 # ---------------------------------------------------------------------------------------
@@ -724,6 +772,7 @@ __all__ = [
     "clean_response",
     "create_instruction_dataloader",
     "create_spam_dataloaders",
+    "default_lr",
     "evaluate_model_classifier",
     "generate_model_scores",
     "generate_response",
@@ -731,6 +780,7 @@ __all__ = [
     "get_judge",
     "judge_prompt",
     "last_token_positions",
+    "load_base_model",
     "load_finetuned",
     "normalize_answer",
     "parse_score",

@@ -26,10 +26,12 @@ from tinygrad_llm.finetune import (
     clean_response,
     create_instruction_dataloader,
     create_spam_dataloaders,
+    default_lr,
     generate_model_scores,
     generate_responses,
     judge_prompt,
     last_token_positions,
+    load_base_model,
     load_finetuned,
     parse_score,
     pretrain_on_texts,
@@ -225,6 +227,24 @@ def test_classifier_checkpoint_round_trip(tmp_path):
     replace_linear_with_lora(model, 2, 2)
     with pytest.raises(ValueError, match="merge_lora"):
         save_finetuned(tmp_path / "x.safetensors", model, {"task": "classification"})
+
+
+def test_load_base_model_builds_loads_and_refuses_a_classifier(tmp_path):
+    from tinygrad_llm import io
+
+    base = dict(context_length=8, emb_dim=16, n_heads=2, n_layers=2, drop_rate=0.1)
+    model, source = load_base_model(base, 20, n_layers=1)
+    assert source == "built" and model.cfg.n_layers == 1 and model.cfg.vocab_size == 20
+    assert default_lr(source) == 1e-3 and default_lr("gpt2") == 5e-5
+    io.save_checkpoint(tmp_path / "lm.safetensors", model)
+    loaded, source = load_base_model(base, checkpoint=tmp_path / "lm.safetensors")
+    assert source == "checkpoint" and loaded.cfg == model.cfg
+    path = save_finetuned(tmp_path / "clf.safetensors", _classifier(),
+                          {"task": "classification"})
+    with pytest.raises(ValueError, match="is a classifier checkpoint; start from a language"):
+        load_base_model(base, checkpoint=path)
+    with pytest.raises(ValueError, match="at most one of gpt2 and checkpoint"):
+        load_base_model(base, gpt2="124M", checkpoint=path)
 
 
 # ---------------------------------------------------------------------------------------
