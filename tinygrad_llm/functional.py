@@ -60,6 +60,17 @@ def cross_entropy(logits: Tensor, targets, ignore_index: int = -100) -> Tensor:
     return nn_ops.CrossEntropy.apply(logits, _as_int_array(targets), ignore_index=ignore_index)
 
 
+def linear_cross_entropy(x: Tensor, weight: Tensor, targets, bias: Tensor | None = None,
+                         ignore_index: int = -100) -> Tensor:
+    """cross_entropy(linear(x, weight, bias), targets) without materialising the logits.
+
+    x (..., C), weight (V, C), targets (...): the same loss and gradients, computed a chunk
+    of the vocabulary at a time (what a language model's training step uses for its head).
+    """
+    return nn_ops.LinearCrossEntropy.apply(x, weight, bias, targets=_as_int_array(targets),
+                                           ignore_index=ignore_index)
+
+
 def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, scale: float | None = None):
     """Causal attention of q (B, H, Tq, D) over k, v (B, H, Tk, D), fused in one op."""
     return nn_ops.CausalAttention.apply(q, k, v, scale=scale)

@@ -24,12 +24,20 @@ from collections.abc import Callable
 import numpy as np
 
 from tinygrad_llm import functional as F
+from tinygrad_llm.nn.gpt import GPTModel
 from tinygrad_llm.optim import clip_grad_norm, warmup_cosine_lr
 from tinygrad_llm.tensor import Tensor, no_grad
 
 
 def calc_loss_batch(input_batch, target_batch, model) -> Tensor:
-    """Mean cross-entropy of the model's next-token logits against the targets."""
+    """Mean cross-entropy of the model's next-token logits against the targets.
+
+    The book's computation is the last two lines. A GPTModel gets the same number from its
+    ``loss`` method, which fuses the output head with the loss so that the (B, T, V) logits
+    are never stored (the largest arrays of a training step; see GPTModel.loss).
+    """
+    if isinstance(model, GPTModel):
+        return model.loss(input_batch, target_batch)
     logits = model(input_batch)  # (B, T, V)
     return F.cross_entropy(logits, target_batch)
 

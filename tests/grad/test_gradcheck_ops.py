@@ -174,6 +174,27 @@ def cross_entropy_geometry(draw):
 
 
 @st.composite
+def linear_cross_entropy_geometry(draw, bias: bool):
+    """x (..., C), w (V, C), [b (V,)], then the logits' shape (..., V) for the targets."""
+    rows = draw(shapes(min_dims=1, max_dims=2, max_side=4))
+    c, v = draw(st.integers(1, 3)), draw(st.integers(2, 5))
+    out = ((*rows, c), (v, c)) + (((v,),) if bias else ())
+    return out + ((*rows, v),)
+
+
+def _linear_ce_chunked(x, w, b, t):
+    """linear_cross_entropy with a vocabulary chunk of at most 2 columns, so the kernel's
+    chunk walk (online log-sum-exp, per-chunk gradients) runs even at these sizes."""
+    from tinygrad_llm.kernels import linear_cross_entropy as k_lce
+
+    saved, k_lce.CHUNK_ELEMENTS = k_lce.CHUNK_ELEMENTS, 2 * int(np.prod(x.shape[:-1]))
+    try:
+        return F.linear_cross_entropy(x, w, t, bias=b)
+    finally:
+        k_lce.CHUNK_ELEMENTS = saved
+
+
+@st.composite
 def ce_targets(draw, geometry):
     """Targets for logits of geometry[0], with some rows set to ignore_index=-100
     (never all of them: the mean would be over nothing)."""
@@ -396,6 +417,10 @@ OPS: list[OpSpec] = [
     OpSpec("linear_no_bias", F.linear, n_inputs=2, shapes=linear_shapes(bias=False)),
     OpSpec("cross_entropy", lambda logits, t: F.cross_entropy(logits, t), domain=(-4.0, 4.0),
            shapes=cross_entropy_geometry(), extra=lambda g: ce_targets(g)),
+    OpSpec("linear_cross_entropy", lambda x, w, t: F.linear_cross_entropy(x, w, t), n_inputs=2,
+           shapes=linear_cross_entropy_geometry(bias=False), extra=lambda g: ce_targets(g[2:])),
+    OpSpec("linear_cross_entropy_bias_chunked", _linear_ce_chunked, n_inputs=3,
+           shapes=linear_cross_entropy_geometry(bias=True), extra=lambda g: ce_targets(g[3:])),
     OpSpec("sdpa_causal", lambda q, k, v, s: F.scaled_dot_product_attention(q, k, v, scale=s),
            n_inputs=3, shapes=attention_shapes(causal_prefix=False),
            extra=extra(lambda g: st.sampled_from([None, 0.7])), examples=0.5),

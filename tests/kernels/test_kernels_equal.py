@@ -27,6 +27,7 @@ from tinygrad_llm.kernels import cross_entropy as ce
 from tinygrad_llm.kernels import embedding as em
 from tinygrad_llm.kernels import gelu as ge
 from tinygrad_llm.kernels import layernorm as ln
+from tinygrad_llm.kernels import linear_cross_entropy as lce
 from tinygrad_llm.kernels import matmul as mm
 from tinygrad_llm.kernels import softmax as sm
 
@@ -148,6 +149,46 @@ def test_cross_entropy(n, v, dtype, layout, seed, ignore_frac, ignore_index, dou
     close(d_nb, d_ref, scale=dout / n_kept)  # (p - onehot) * dout / n_kept
     ignored = targets == ignore_index
     assert np.all(d_nb[ignored] == 0.0)
+
+
+@SETTINGS
+@given(
+    n=st.integers(1, 9),
+    c=st.integers(1, 20),
+    v=st.integers(1, 40),
+    dtype=DTYPES,
+    bias=st.booleans(),
+    chunk=st.integers(1, 400),
+    seed=st.integers(0, 2**32 - 1),
+    dout=st.sampled_from([1.0, 0.37]),
+    need=st.tuples(st.booleans(), st.booleans(), st.booleans()),
+)
+def test_linear_cross_entropy(n, c, v, dtype, bias, chunk, seed, dout, need):
+    """The chunked head + loss equals the unfused one for every chunk width (1 column up to
+    the whole vocabulary), with ignored rows, and skips exactly the gradients not needed."""
+    rng = np.random.default_rng(seed)
+    x, w = make(rng, (n, c), dtype), make(rng, (v, c), dtype, scale=0.5)
+    b = make(rng, (v,), dtype) if bias else None
+    targets = rng.integers(0, v, n)
+    targets[rng.random(n) < 0.3] = -100
+    targets[0] = v - 1
+    loss_ref, lse_ref = lce.linear_cross_entropy_forward_ref(x, w, b, targets, -100)
+    loss_nb, lse_nb = lce.linear_cross_entropy_forward_nb(x, w, b, targets, -100, chunk)
+    size = 1.0 + mag(x, w) * c + (mag(b) if bias else 0.0)  # the logits' magnitude
+    close(loss_nb, loss_ref, scale=size)
+    close(lse_nb, lse_ref, scale=size)
+    grads_ref = lce.linear_cross_entropy_backward_ref(dout, x, w, b, targets, lse_ref, -100,
+                                                      need=need)
+    grads_nb = lce.linear_cross_entropy_backward_nb(dout, x, w, b, targets, lse_ref, -100,
+                                                    chunk, need=need)
+    n_kept = int(np.sum(targets != -100))
+    term = dout / n_kept  # size of one dlogits entry
+    for g_nb, g_ref, other in zip(grads_nb, grads_ref, (w, x, None)):
+        assert (g_nb is None) == (g_ref is None)
+        if g_ref is not None:
+            close(g_nb, g_ref, scale=term * (mag(other) * max(n, v) if other is not None
+                                             else n))
+    assert grads_nb[2] is None if not (bias and need[2]) else grads_nb[2].shape == (v,)
 
 
 def test_cross_entropy_all_ignored_is_nan():

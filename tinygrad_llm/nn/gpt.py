@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_llm import functional as F
 from tinygrad_llm.config import GPTConfig
 from tinygrad_llm.nn.attention import KVCache
 from tinygrad_llm.nn.dropout import Dropout
@@ -132,7 +133,28 @@ class GPTModel(Module):
                 return self._forward(idx, kv_cache, last_only)  # (B, T or 1, V)
         return self._forward(idx, None, last_only)  # (B, T or 1, V)
 
+    def loss(self, in_idx, targets, ignore_index: int = -100) -> Tensor:
+        """Mean next-token cross-entropy: the number ``F.cross_entropy(self(in_idx), targets)``
+        gives, computed without the (B, T, V) logits.
+
+        With a plain Linear head, final_norm's output goes straight into
+        ``F.linear_cross_entropy``, which walks the vocabulary in chunks: at GPT-2 size and a
+        batch of 4 x 256 tokens that is two 196 MiB arrays (logits and their gradient) fewer.
+        Any other head (LoRA-wrapped, say) takes the unfused path.
+        """
+        idx = self._check_ids(in_idx, None)
+        x = self._hidden(idx, None, last_only=False)  # (B, T, C)
+        head = self.out_head
+        if type(head) is Linear:
+            return F.linear_cross_entropy(x, head.weight, targets, bias=head.bias,
+                                          ignore_index=ignore_index)
+        return F.cross_entropy(head(x), targets, ignore_index=ignore_index)
+
     def _forward(self, idx: np.ndarray, kv_cache: KVCache | None, last_only: bool) -> Tensor:
+        return self.out_head(self._hidden(idx, kv_cache, last_only))  # (B, T, V)
+
+    def _hidden(self, idx: np.ndarray, kv_cache: KVCache | None, last_only: bool) -> Tensor:
+        """Everything before out_head: final_norm's output (B, T or 1, C)."""
         start = kv_cache.pos if kv_cache is not None else 0
         num_tokens = idx.shape[1]
         tok_embeds = self.tok_emb(idx)  # (B, T, C)
@@ -145,8 +167,7 @@ class GPTModel(Module):
             kv_cache.advance(num_tokens)
         if last_only:
             x = x[:, -1:, :]  # (B, 1, C) LayerNorm is per position, so slicing first is exact
-        x = self.final_norm(x)  # (B, T, C)
-        return self.out_head(x)  # (B, T, V)
+        return self.final_norm(x)  # (B, T, C)
 
     def _check_ids(self, in_idx, kv_cache: KVCache | None) -> np.ndarray:
         idx = in_idx.data if isinstance(in_idx, Tensor) else np.asarray(in_idx)

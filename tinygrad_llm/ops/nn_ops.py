@@ -18,6 +18,7 @@ from tinygrad_llm.kernels import cross_entropy as k_ce
 from tinygrad_llm.kernels import embedding as k_emb
 from tinygrad_llm.kernels import gelu as k_gelu
 from tinygrad_llm.kernels import layernorm as k_ln
+from tinygrad_llm.kernels import linear_cross_entropy as k_lce
 from tinygrad_llm.kernels import matmul as k_mm
 from tinygrad_llm.kernels import softmax as k_sm
 from tinygrad_llm.tensor import ShapeError
@@ -174,27 +175,8 @@ class CrossEntropy(Function):
     """
 
     def forward(self, logits, targets, ignore_index=-100):
-        targets = np.asarray(targets)
-        if targets.dtype.kind not in "iu":
-            raise TypeError(f"cross_entropy: targets must be integers, got {targets.dtype}")
-        if logits.shape[:-1] != targets.shape:
-            raise ShapeError(
-                f"cross_entropy: logits {logits.shape} and targets {targets.shape} disagree; "
-                f"expected targets of shape {logits.shape[:-1]} (one class id per row)"
-            )
         v = logits.shape[-1]
-        t = targets.reshape(-1).astype(np.int64, copy=False)
-        kept = t != ignore_index
-        if not kept.any():
-            raise ValueError(
-                f"cross_entropy: every target equals ignore_index={ignore_index}; "
-                f"there is nothing to average (check the batch's masking)"
-            )
-        if t[kept].min() < 0 or t[kept].max() >= v:
-            raise IndexError(
-                f"cross_entropy: target ids must be in 0..{v - 1} (or ignore_index="
-                f"{ignore_index}), got {t[kept].min()}..{t[kept].max()}"
-            )
+        t = _check_targets("cross_entropy", logits.shape, targets, ignore_index)
         l2 = logits.reshape(-1, v)  # (N, V)
         loss, lse = k_ce.cross_entropy_forward(l2, t, ignore_index)
         self.save_for_backward(l2, t, lse)
@@ -205,6 +187,66 @@ class CrossEntropy(Function):
         l2, t, lse = self.saved
         dl = k_ce.cross_entropy_backward(dout, l2, t, lse, self.ignore_index)
         return (dl.reshape(self.shape),)
+
+
+class LinearCrossEntropy(Function):
+    """loss = cross_entropy(x @ w^T + b, targets): an output head and its loss fused.
+
+    x (..., C), w (V, C), b (V,) or None, targets (...) int. The same numbers as
+    ``cross_entropy(linear(x, w, b), targets)`` without the (..., V) logits: the kernel walks
+    the vocabulary in chunks and recomputes them in backward (kernels/linear_cross_entropy.py).
+        dlogits = (softmax(logits) - onehot(target)) * dout / n_kept
+        dx = dlogits @ w,  dw = dlogits^T @ x,  db = sum over rows of dlogits
+    """
+
+    def forward(self, x, w, b=None, targets=None, ignore_index=-100):
+        if w.ndim != 2 or x.shape[-1] != w.shape[1]:
+            raise ShapeError(
+                f"linear_cross_entropy: x has {x.shape[-1]} features (shape {x.shape}) but the "
+                f"weight {w.shape} expects {w.shape[-1]}; weight is (vocab_size, features)")
+        if b is not None and b.shape != (w.shape[0],):
+            raise ShapeError(f"linear_cross_entropy: bias is {b.shape}, expected ({w.shape[0]},)")
+        t = _check_targets("linear_cross_entropy", x.shape[:-1] + (w.shape[0],), targets,
+                           ignore_index)
+        x2 = x.reshape(-1, x.shape[-1])  # (N, C)
+        loss, lse = k_lce.linear_cross_entropy_forward(x2, w, b, t, ignore_index)
+        self.save_for_backward(x2, w, b, t, lse)
+        self.ignore_index, self.shape = ignore_index, x.shape
+        return loss
+
+    def backward(self, dout):
+        x2, w, b, t, lse = self.saved
+        need = self.needs_input_grad + (False,) * (3 - len(self.needs_input_grad))
+        dx, dw, db = k_lce.linear_cross_entropy_backward(dout, x2, w, b, t, lse,
+                                                         self.ignore_index, need=need)
+        grads = (None if dx is None else dx.reshape(self.shape), dw)
+        return grads + (db,) if b is not None else grads
+
+
+def _check_targets(op: str, logits_shape, targets, ignore_index) -> np.ndarray:
+    """targets as a flat int64 array, after checking them against logits of logits_shape."""
+    targets = np.asarray(targets)
+    if targets.dtype.kind not in "iu":
+        raise TypeError(f"{op}: targets must be integers, got {targets.dtype}")
+    if tuple(logits_shape[:-1]) != targets.shape:
+        raise ShapeError(
+            f"{op}: logits {tuple(logits_shape)} and targets {targets.shape} disagree; "
+            f"expected targets of shape {tuple(logits_shape[:-1])} (one class id per row)"
+        )
+    v = logits_shape[-1]
+    t = targets.reshape(-1).astype(np.int64, copy=False)
+    kept = t != ignore_index
+    if not kept.any():
+        raise ValueError(
+            f"{op}: every target equals ignore_index={ignore_index}; "
+            f"there is nothing to average (check the batch's masking)"
+        )
+    if t[kept].min() < 0 or t[kept].max() >= v:
+        raise IndexError(
+            f"{op}: target ids must be in 0..{v - 1} (or ignore_index="
+            f"{ignore_index}), got {t[kept].min()}..{t[kept].max()}"
+        )
+    return t
 
 
 class CausalAttention(Function):
