@@ -279,3 +279,27 @@ def test_bad_backend_env_var_fails_at_import():
     run = _import_with_backend("bogus")
     assert run.returncode != 0
     assert "TINYGRAD_LLM_BACKEND" in run.stderr and "'bogus'" in run.stderr
+
+
+def test_leaf_grad_accumulates_in_place_and_never_aliases():
+    """A second backward adds into the same .grad array; an op that hands one fresh array to
+    two inputs does not make their .grad share memory (adding into one would change both)."""
+    from tinygrad_llm import Function
+
+    class Twice(Function):  # out = a + b, backward gives the *same* new array to both
+        def forward(self, a, b):
+            return a + b
+
+        def backward(self, dout):
+            g = dout * 1.0
+            return g, g
+
+    a = Tensor(np.ones(3), requires_grad=True)
+    b = Tensor(np.ones(3), requires_grad=True)
+    Twice.apply(a, b).sum().backward()
+    assert not np.shares_memory(a.grad, b.grad)
+    first = a.grad
+    (a * 2.0).sum().backward()
+    assert a.grad is first  # added in place
+    np.testing.assert_array_equal(a.grad, [3.0, 3.0, 3.0])
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0, 1.0])
