@@ -43,6 +43,12 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return nn_ops.Linear.apply(x, weight, bias)
 
 
+def gelu_linear(h: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """linear(gelu(h), weight, bias) in one op that keeps only h for backward (gelu(h) is
+    recomputed there): a feed-forward block's memory for its activation, halved."""
+    return nn_ops.GeluLinear.apply(h, weight, bias)
+
+
 def embedding(ids, weight: Tensor) -> Tensor:
     """Rows of ``weight`` picked by integer ``ids`` of any shape: (...) -> (..., C)."""
     return nn_ops.Embedding.apply(weight, _as_int_array(ids))

@@ -415,6 +415,8 @@ OPS: list[OpSpec] = [
            shapes=layer_norm_shapes()),
     OpSpec("linear_bias", F.linear, n_inputs=3, shapes=linear_shapes(bias=True)),
     OpSpec("linear_no_bias", F.linear, n_inputs=2, shapes=linear_shapes(bias=False)),
+    OpSpec("gelu_linear_bias", F.gelu_linear, n_inputs=3, shapes=linear_shapes(bias=True)),
+    OpSpec("gelu_linear_no_bias", F.gelu_linear, n_inputs=2, shapes=linear_shapes(bias=False)),
     OpSpec("cross_entropy", lambda logits, t: F.cross_entropy(logits, t), domain=(-4.0, 4.0),
            shapes=cross_entropy_geometry(), extra=lambda g: ce_targets(g)),
     OpSpec("linear_cross_entropy", lambda x, w, t: F.linear_cross_entropy(x, w, t), n_inputs=2,

@@ -170,3 +170,27 @@ def test_rng_state_save_restore_is_exact_and_json_able():
         set_rng_state({"nope": 1})
     with pytest.raises(ValueError, match="non-negative int"):
         manual_seed(-1)
+
+
+def test_feedforward_fused_path_equals_the_layers_one_by_one():
+    """FeedForward runs GELU + second Linear as one op (gelu_linear); the numbers and every
+    gradient equal those of calling its three layers in turn."""
+    from tinygrad_llm.nn.transformer import FeedForward
+
+    rng = np.random.default_rng(3)
+    ff = FeedForward({"emb_dim": 8, "vocab_size": 11, "context_length": 4, "n_heads": 2,
+                      "n_layers": 1, "drop_rate": 0.0})
+    x_np = rng.standard_normal((2, 3, 8)).astype(np.float32)
+    w_out = rng.standard_normal((2, 3, 8)).astype(np.float32)
+    results = []
+    for fused in (True, False):
+        ff.zero_grad()
+        x = Tensor(x_np, requires_grad=True)
+        y = ff(x) if fused else ff.layers(x)
+        (y * Tensor(w_out)).sum().backward()
+        results.append((y.data, x.grad, [p.grad.copy() for p in ff.parameters()]))
+    (y1, gx1, gp1), (y2, gx2, gp2) = results
+    np.testing.assert_allclose(y1, y2, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(gx1, gx2, rtol=1e-5, atol=1e-6)
+    for a, b in zip(gp1, gp2):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

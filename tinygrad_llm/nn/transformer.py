@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tinygrad_llm import functional as F
 from tinygrad_llm.config import GPTConfig
 from tinygrad_llm.nn.activation import GELU
 from tinygrad_llm.nn.attention import LayerKVCache, MultiHeadAttention
@@ -38,6 +39,12 @@ class FeedForward(Module):
         self.layers = Sequential(Linear(c, 4 * c), GELU(), Linear(4 * c, c))
 
     def forward(self, x: Tensor) -> Tensor:
+        expand, activation, project = self.layers
+        if type(activation) is GELU and type(project) is Linear:
+            # = self.layers(x), with GELU and the projection as one op that recomputes the
+            # GELU in backward instead of keeping its (B, T, 4C) output
+            h = expand(x)  # (B, T, 4C)
+            return F.gelu_linear(h, project.weight, project.bias)  # (B, T, C)
         return self.layers(x)  # (B, T, C) -> (B, T, 4C) -> (B, T, C)
 
 

@@ -130,6 +130,47 @@ class Linear(Function):
         return grads
 
 
+class GeluLinear(Function):
+    """y = gelu(h) @ w^T + b: a feed-forward's activation and second Linear in one op.
+
+    The same numbers as ``linear(gelu(h), w, b)``, but only h is kept for backward; gelu(h),
+    which the separate Linear would keep (as big as h: (N, 4C)), is recomputed there.
+    Flattened to rows, with g = gelu(h):
+        dw = dout^T @ g,  db = sum over rows of dout,  dh = gelu'(h) * (dout @ w)
+    """
+
+    def forward(self, h, w, b=None):
+        if h.shape[-1] != w.shape[1]:
+            raise ShapeError(
+                f"gelu_linear: input has {h.shape[-1]} features (shape {h.shape}) but the "
+                f"weight {w.shape} expects {w.shape[1]}; weight is (out_features, in_features)"
+            )
+        if b is not None and b.shape != (w.shape[0],):
+            raise ShapeError(f"gelu_linear: bias is {b.shape}, expected ({w.shape[0]},)")
+        h2 = h.reshape(-1, h.shape[-1])  # (N, in)
+        out = k_mm.matmul_forward(k_gelu.gelu_forward(h2), w.T)  # (N, out)
+        if b is not None:
+            out += b
+        self.save_for_backward(h2, w)
+        self.has_bias = b is not None
+        return out.reshape(h.shape[:-1] + (w.shape[0],))
+
+    def backward(self, dout):
+        h2, w = self.saved
+        d2 = dout.reshape(-1, dout.shape[-1])  # (N, out)
+        need = self.needs_input_grad
+        dh = dw = None
+        if need[1]:
+            dw = k_mm.matmul_forward(d2.T, k_gelu.gelu_forward(h2))  # recomputed gelu(h)
+        if need[0]:
+            dh = k_gelu.gelu_backward(k_mm.matmul_forward(d2, w), h2).reshape(
+                dout.shape[:-1] + (w.shape[1],))
+        grads = (dh, dw)
+        if self.has_bias:
+            grads += (d2.sum(axis=0) if need[2] else None,)
+        return grads
+
+
 class Embedding(Function):
     """y = weight[ids] (a row per id).   dweight = rows of dout scatter-added at ids."""
 
