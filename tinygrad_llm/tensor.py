@@ -309,6 +309,10 @@ class Tensor:
             yield step
             if not retain_graph:
                 fn.free()
+            # let go of this op's output: every consumer of it is done, so unless the caller
+            # holds it, its array is freed now rather than when the whole backward ends
+            # (activations then leave memory while the gradients arrive)
+            order[index] = t = step = None
 
     def backward(self, grad=None, retain_graph: bool = False) -> None:
         """Compute d(self)/d(leaf) for every leaf that requires grad; add it to ``leaf.grad``.

@@ -303,3 +303,18 @@ def test_leaf_grad_accumulates_in_place_and_never_aliases():
     assert a.grad is first  # added in place
     np.testing.assert_array_equal(a.grad, [3.0, 3.0, 3.0])
     np.testing.assert_array_equal(b.grad, [1.0, 1.0, 1.0])
+
+
+def test_backward_frees_each_activation_once_its_op_is_done():
+    """An intermediate result is released as soon as backward has passed the op that made
+    it, not at the end (activations leave memory while the gradients arrive)."""
+    import weakref
+
+    x = Tensor(np.ones(4), requires_grad=True)
+    h2 = (x * 2.0) * 3.0  # order: sum, then the op making h2, then the op making x * 2
+    h2_ref = weakref.ref(h2)
+    loss = h2.sum()
+    del h2
+    alive = [h2_ref() is not None for _ in loss.backward_steps()]
+    assert alive == [True, True, False]
+    np.testing.assert_array_equal(x.grad, np.full(4, 6.0))
