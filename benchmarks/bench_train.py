@@ -9,6 +9,8 @@ One training step = forward, mean cross-entropy, backward, AdamW update, on rand
 ids (the same for both frameworks), dropout off. Configs:
   tiny: 4 layers, 256 wide, 4 heads, context 128, batch 8 (GPT-2 vocabulary, untied head)
   124M: GPT-2 small, tied head, context 256, batch 4
+  124M-ctx1024: the same model at context 1024, batch 1 (attention recomputed in backward,
+        no (T, T) matrix kept per head)
 Model FLOPs per token are 6N + 12 L T d (N parameters counted once), the usual estimate;
 MFU divides the achieved model FLOP/s by np.matmul's GFLOP/s measured at the start of the
 run at the model's feed-forward GEMM shape.
@@ -17,7 +19,9 @@ With --vs-torch the same configuration runs in PyTorch (a plain GPT-2 written be
 weights copied from ours, torch.optim.AdamW, F.scaled_dot_product_attention), alternating
 with ours in one process, with pauses so that neither thread pool disturbs the other; the
 report gives median and min-max step throughput of each and their ratio. --memory runs
-each framework in a fresh subprocess and reports its peak RSS (VmHWM).
+each framework in a fresh subprocess and reports its peak RSS (VmHWM). --startup times, in
+fresh subprocesses, `import tinygrad_llm` + building the model + the first training step,
+with the Numba cache warm and cold (an empty NUMBA_CACHE_DIR: every kernel compiles).
 Prints a table and one JSON line.
 """
 
@@ -42,7 +46,13 @@ CONFIGS = {
     "124M": dict(cfg=dict(vocab_size=50257, context_length=256, emb_dim=768, n_heads=12,
                           n_layers=12, drop_rate=0.0, qkv_bias=True, tie_weights=True),
                  batch=4),
+    # long context: the same model and tokens per step as 124M, one 1024-token sequence
+    "124M-ctx1024": dict(cfg=dict(vocab_size=50257, context_length=1024, emb_dim=768,
+                                  n_heads=12, n_layers=12, drop_rate=0.0, qkv_bias=True,
+                                  tie_weights=True),
+                         batch=1),
 }
+DEFAULT_CONFIGS = ("tiny", "124M")
 
 
 def gemm_gflops(m: int, k: int, n: int, runs: int = 5) -> float:
@@ -213,6 +223,42 @@ def memory_child(config: str, which: str, steps: int) -> None:
     print(json.dumps({"peak_rss_mib": kib / 1024}))
 
 
+STARTUP_CODE = """
+import time
+t0 = time.perf_counter()
+import sys
+sys.path.insert(0, {bench_dir!r})
+from bench_train import CONFIGS, Ours, make_data
+t1 = time.perf_counter()
+spec = CONFIGS[{config!r}]
+runner = Ours(spec, make_data(spec))
+t2 = time.perf_counter()
+runner.step()
+t3 = time.perf_counter()
+print({{"import_s": t1 - t0, "build_s": t2 - t1, "first_step_s": t3 - t2, "total_s": t3 - t0}})
+"""
+
+
+def startup(config: str, cold: bool) -> dict:
+    """Wall time of import + model + first step in a fresh interpreter (fresh Numba cache if
+    cold; the warm run follows a run that filled the cache)."""
+    import ast
+    import tempfile
+
+    env = dict(os.environ)
+    code = STARTUP_CODE.format(bench_dir=os.path.dirname(os.path.abspath(__file__)),
+                               config=config)
+    with tempfile.TemporaryDirectory() as cache:
+        if cold:
+            env["NUMBA_CACHE_DIR"] = cache
+        t0 = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             check=True, env=env)
+        wall = time.perf_counter() - t0
+    times = ast.literal_eval(out.stdout.strip().splitlines()[-1])
+    return {k: round(v, 2) for k, v in times.items()} | {"process_wall_s": round(wall, 2)}
+
+
 def peak_rss(config: str, which: str, steps: int = 3) -> float:
     out = subprocess.run([sys.executable, __file__, "--memory-child", which, "--config", config,
                           "--steps", str(steps)], capture_output=True, text=True, check=True)
@@ -260,6 +306,10 @@ def bench(config: str, args) -> dict:
     if len(times) == 2:
         result["ratio_vs_torch"] = round(result["runs"]["tinygrad-llm"]["tokens_per_s_median"]
                                          / result["runs"]["pytorch"]["tokens_per_s_median"], 3)
+    if args.startup:
+        startup(config, cold=False)  # fills the cache if this is the first run
+        result["startup_warm"] = startup(config, cold=False)
+        result["startup_cold"] = startup(config, cold=True)
     if args.memory:
         result["peak_rss_mib"] = {"tinygrad-llm": round(peak_rss(config, "ours"), 0)}
         if args.vs_torch and "pytorch" in times:
@@ -269,13 +319,16 @@ def bench(config: str, args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--config", choices=[*CONFIGS, "both"], default="both")
+    ap.add_argument("--config", choices=[*CONFIGS, "both"], default="both",
+                    help="both = " + " and ".join(DEFAULT_CONFIGS))
     ap.add_argument("--steps", type=int, default=3, help="timed steps per round")
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds")
     ap.add_argument("--pause", type=float, default=1.0, help="seconds between runs")
     ap.add_argument("--backend", choices=["numpy", "numba"], default=None)
     ap.add_argument("--vs-torch", action="store_true", help="run PyTorch side by side")
     ap.add_argument("--memory", action="store_true", help="peak RSS in fresh subprocesses")
+    ap.add_argument("--startup", action="store_true",
+                    help="time import + first step in fresh processes, Numba cache warm/cold")
     ap.add_argument("--memory-child", choices=["ours", "torch"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.backend:
@@ -287,7 +340,7 @@ def main() -> None:
         return
     from tinygrad_llm.kernels import get_backend
 
-    configs = list(CONFIGS) if args.config == "both" else [args.config]
+    configs = list(DEFAULT_CONFIGS) if args.config == "both" else [args.config]
     results = [bench(c, args) for c in configs]
     for r in results:
         print(f"\n{r['config']}: {r['params']:,} parameters, {r['tokens_per_step']} tokens/step,"
@@ -298,6 +351,9 @@ def main() -> None:
                   f"{m['model_gflops']} model GFLOP/s, MFU {m['mfu_vs_np_matmul']:.2f}")
         if "ratio_vs_torch" in r:
             print(f"  ratio tinygrad-llm / pytorch: {r['ratio_vs_torch']:.2f}x")
+        for kind in ("startup_warm", "startup_cold"):
+            if kind in r:
+                print(f"  {kind.replace('_', ' ')}: {r[kind]}")
         if "peak_rss_mib" in r:
             print(f"  peak RSS MiB: {r['peak_rss_mib']}")
     print(json.dumps({"bench": "train", "backend": get_backend(), "cpus": os.cpu_count(),
