@@ -37,7 +37,8 @@ import subprocess
 import sys
 import time
 
-import numpy as np
+import tinygrad_llm  # noqa: F401  before NumPy, as a user's program would import it: see its
+import numpy as np  # noqa: E402  __init__ (it sets OpenBLAS's thread timeout before NumPy loads)
 
 CONFIGS = {
     "tiny": dict(cfg=dict(vocab_size=50257, context_length=128, emb_dim=256, n_heads=4,

@@ -42,7 +42,8 @@ _backend = _check(os.environ.get("TINYGRAD_LLM_BACKEND", "numba"))
 #   workqueue + OPENBLAS_THREAD_TIMEOUT=4    0.98-1.07
 # workqueue is built into Numba and never spins. What is left is OpenBLAS's own workers
 # spinning for ~0.1 s after each GEMM; OPENBLAS_THREAD_TIMEOUT is read when NumPy loads, so it
-# cannot be set from here. An explicit NUMBA_THREADING_LAYER in the environment wins.
+# is set in tinygrad_llm/__init__.py, which runs before NumPy is imported if the program imports
+# tinygrad_llm first. An explicit NUMBA_THREADING_LAYER in the environment wins.
 # Caveat: workqueue is not thread-safe. Calling parallel kernels from two Python threads at
 # once makes Numba terminate the process; code that needs that must run with
 # NUMBA_THREADING_LAYER=tbb (after `pip install tbb`).
