@@ -22,6 +22,7 @@ class Function:
     """Base class: subclasses define forward(...) -> ndarray and backward(dout) -> tuple."""
 
     parents: tuple[Tensor, ...] = ()
+    retain_graph = False  # set before each backward: True if it may be called again
     needs_input_grad: tuple[bool, ...] = ()
     saved: tuple = ()
     freed = False

@@ -271,6 +271,7 @@ class Tensor:
                 g_out = np.zeros_like(t.data)
             if t._retain:
                 t.grad = g_out
+            fn.retain_graph = retain_graph  # backward may run again: keep what it saved
             g_in = fn.backward(g_out)
             if not isinstance(g_in, tuple):
                 g_in = (g_in,)

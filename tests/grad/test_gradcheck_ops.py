@@ -183,11 +183,11 @@ def linear_cross_entropy_geometry(draw, bias: bool):
 
 
 def _linear_ce_chunked(x, w, b, t):
-    """linear_cross_entropy with a vocabulary chunk of at most 2 columns, so the kernel's
-    chunk walk (online log-sum-exp, per-chunk gradients) runs even at these sizes."""
+    """linear_cross_entropy with chunks of at most 2 rows, so the kernel's chunk walk (and
+    its additions into dw) runs even at these sizes."""
     from tinygrad_llm.kernels import linear_cross_entropy as k_lce
 
-    saved, k_lce.CHUNK_ELEMENTS = k_lce.CHUNK_ELEMENTS, 2 * int(np.prod(x.shape[:-1]))
+    saved, k_lce.CHUNK_ELEMENTS = k_lce.CHUNK_ELEMENTS, 2 * w.shape[0]
     try:
         return F.linear_cross_entropy(x, w, t, bias=b)
     finally:

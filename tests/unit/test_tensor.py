@@ -318,3 +318,20 @@ def test_backward_frees_each_activation_once_its_op_is_done():
     alive = [h2_ref() is not None for _ in loss.backward_steps()]
     assert alive == [True, True, False]
     np.testing.assert_array_equal(x.grad, np.full(4, 6.0))
+
+
+def test_fused_loss_backward_twice_with_retain_graph():
+    """linear_cross_entropy computes its gradients in forward; with retain_graph every
+    further backward must give them again, unchanged by what earlier ones added into .grad."""
+    from tinygrad_llm import functional as F
+
+    rng = np.random.default_rng(0)
+    w = Tensor(rng.standard_normal((7, 3)), requires_grad=True, dtype=np.float64)
+    x = Tensor(rng.standard_normal((4, 3)), requires_grad=True, dtype=np.float64)
+    targets = np.array([1, 6, 0, 2])
+    loss = F.linear_cross_entropy(x, w, targets)
+    loss.backward(retain_graph=True)
+    once = w.grad.copy()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    np.testing.assert_allclose(w.grad, 3 * once, rtol=1e-12)

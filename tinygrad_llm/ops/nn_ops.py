@@ -234,10 +234,12 @@ class LinearCrossEntropy(Function):
     """loss = cross_entropy(x @ w^T + b, targets): an output head and its loss fused.
 
     x (..., C), w (V, C), b (V,) or None, targets (...) int. The same numbers as
-    ``cross_entropy(linear(x, w, b), targets)`` without the (..., V) logits: the kernel walks
-    the vocabulary in chunks and recomputes them in backward (kernels/linear_cross_entropy.py).
-        dlogits = (softmax(logits) - onehot(target)) * dout / n_kept
+    ``cross_entropy(linear(x, w, b), targets)`` without keeping the (..., V) logits: the
+    kernel (kernels/linear_cross_entropy.py) takes the rows a chunk at a time and, while a
+    chunk's logits are at hand, also computes its share of the gradients for dout = 1:
+        dlogits = (softmax(logits) - onehot(target)) / n_kept
         dx = dlogits @ w,  dw = dlogits^T @ x,  db = sum over rows of dlogits
+    Backward multiplies them by dout (the loss is a scalar).
     """
 
     def forward(self, x, w, b=None, targets=None, ignore_index=-100):
@@ -249,19 +251,21 @@ class LinearCrossEntropy(Function):
             raise ShapeError(f"linear_cross_entropy: bias is {b.shape}, expected ({w.shape[0]},)")
         t = _check_targets("linear_cross_entropy", x.shape[:-1] + (w.shape[0],), targets,
                            ignore_index)
-        x2 = x.reshape(-1, x.shape[-1])  # (N, C)
-        loss, lse = k_lce.linear_cross_entropy_forward(x2, w, b, t, ignore_index)
-        self.save_for_backward(x2, w, b, t, lse)
-        self.ignore_index, self.shape = ignore_index, x.shape
+        need = self.needs_input_grad + (False,) * (3 - len(self.needs_input_grad))
+        loss, dx, dw, db = k_lce.linear_cross_entropy(x.reshape(-1, x.shape[-1]), w, b, t,
+                                                      ignore_index, need=need)
+        self.grads = (None if dx is None else dx.reshape(x.shape), dw, db)
+        self.has_bias = b is not None
         return loss
 
     def backward(self, dout):
-        x2, w, b, t, lse = self.saved
-        need = self.needs_input_grad + (False,) * (3 - len(self.needs_input_grad))
-        dx, dw, db = k_lce.linear_cross_entropy_backward(dout, x2, w, b, t, lse,
-                                                         self.ignore_index, need=need)
-        grads = (None if dx is None else dx.reshape(self.shape), dw)
-        return grads + (db,) if b is not None else grads
+        scale = float(dout)
+        # hand the arrays over when this is the only backward (the engine may then keep one as
+        # a .grad and add into it); copy them when the graph is retained for another one
+        keep = self.retain_graph or scale != 1.0
+        grads = tuple(None if g is None else g * g.dtype.type(scale) if keep else g
+                      for g in self.grads)
+        return grads if self.has_bias else grads[:2]
 
 
 def _check_targets(op: str, logits_shape, targets, ignore_index) -> np.ndarray:
