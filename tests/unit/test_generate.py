@@ -281,3 +281,61 @@ def test_prompt_errors():
         generate(model, np.array([[12]]), 3)
     with pytest.raises(ValueError, match="context_size"):
         generate(NextIdModel(), np.array([[1]]), 3)  # no cfg: the window must be given
+
+
+# -- the KV cache's stacked Q/K/V weights --------------------------------------------------
+
+
+def test_cache_stacks_qkv_once_per_sequence_and_restacks_when_weights_change():
+    model = tiny_model(7, qkv_bias=True)
+    att = model.trf_blocks[0].att
+    cache = model.make_kv_cache(1)
+    layer = cache.layer(0)
+    w, b = layer.fused_qkv(att.W_query, att.W_key, att.W_value)
+    np.testing.assert_array_equal(w.data, np.concatenate(
+        [att.W_query.weight.data, att.W_key.weight.data, att.W_value.weight.data]))
+    np.testing.assert_array_equal(b.data[:8], att.W_query.bias.data)
+    cache.advance(1)
+    assert layer.fused_qkv(att.W_query, att.W_key, att.W_value)[0] is w  # mid-sequence: reused
+    att.W_key.weight.data = att.W_key.weight.data * 2.0  # a new array: stacked again
+    w2, _ = layer.fused_qkv(att.W_query, att.W_key, att.W_value)
+    np.testing.assert_array_equal(w2.data[8:16], att.W_key.weight.data)
+    att.W_value.weight.data[...] += 1.0  # changed in place: seen from the next sequence on
+    cache.reset()
+    w3, _ = layer.fused_qkv(att.W_query, att.W_key, att.W_value)
+    np.testing.assert_array_equal(w3.data[16:], att.W_value.weight.data)
+
+
+def test_generation_follows_weights_changed_between_calls():
+    """In-place updates (as an optimizer makes them) between two generate calls are used."""
+    model = tiny_model(8, dtype=np.float32)
+    prompt = np.array([[1, 2, 3]])
+    before = generate(model, prompt, 3)
+    for p in model.parameters():
+        p.data[...] = np.random.default_rng(1).standard_normal(p.shape)
+    after = generate(model, prompt, 3)
+    np.testing.assert_array_equal(after, generate(model, prompt, 3, use_cache=False))
+    assert not np.array_equal(before, after)
+
+
+def test_kv_cache_with_lora_projections_gives_the_same_tokens():
+    """LoRA-wrapped projections are not stacked (their update would be lost): same tokens."""
+    model = tiny_model(9)
+    nn.replace_linear_with_lora(model, rank=2, alpha=2.0)
+    for name, p in model.named_parameters():
+        if name.endswith("lora.B"):
+            p.data[...] = np.random.default_rng(2).standard_normal(p.shape)
+    att = model.trf_blocks[0].att
+    assert model.make_kv_cache(1).layer(0).fused_qkv(att.W_query, att.W_key, att.W_value) \
+        is None
+    prompt = np.array([[1, 2, 3], [4, 5, 6]])
+    np.testing.assert_array_equal(generate(model, prompt, 5),
+                                  generate(model, prompt, 5, use_cache=False))
+
+
+def test_greedy_argmax_of_float32_logits_equals_float64():
+    logits = np.random.default_rng(3).standard_normal((4, 50257)).astype(np.float32)
+    logits[1, [7, 9]] = logits[1].max() + 1.0  # a tie: the first index wins in both
+    np.testing.assert_array_equal(sample_next_token(logits),
+                                  np.argmax(logits.astype(np.float64), axis=-1))
+    assert sample_next_token(logits)[1] == 7

@@ -293,12 +293,30 @@ class MultiHeadAttention(Module):
         b, t = x.shape[0], x.shape[1]
         if kv_cache is not None:
             with no_grad():  # cached keys are plain arrays: no gradient flows through them
-                queries, keys, values = self._project(x)  # each (B, H, T, D)
-                k_all, v_all = kv_cache.update(keys.data, values.data)  # (B, H, pos+T, D)
+                queries, k_all, v_all = self._project_cached(x, kv_cache)
                 keys, values = Tensor(k_all, dtype=k_all.dtype), Tensor(v_all, dtype=v_all.dtype)
                 return self._attend(queries, keys, values, b, t, force_explicit)  # (B, T, d_out)
         queries, keys, values = self._project(x)  # each (B, H, T, D)
         return self._attend(queries, keys, values, b, t, force_explicit)  # (B, T, d_out)
+
+    def _project_cached(self, x: Tensor,
+                        kv_cache: LayerKVCache) -> tuple[Tensor, np.ndarray, np.ndarray]:
+        """Queries of the new tokens; keys and values of the cached tokens and the new ones.
+
+        The three projections run as one GEMM (a GEMV when decoding a token) against their
+        weights stacked along the output axis (``LayerKVCache.fused_qkv``, stacked once per
+        sequence); the new keys and values go straight into the cache.
+        """
+        b, t = x.shape[0], x.shape[1]
+        fused = kv_cache.fused_qkv(self.W_query, self.W_key, self.W_value)
+        if fused is None:  # projections that are not plain Linears (LoRA): one by one
+            queries, keys, values = self._project(x)  # each (B, H, T, D)
+            return (queries, *kv_cache.update(keys.data, values.data))  # k, v (B, H, pos+T, D)
+        qkv = F.linear(x, *fused).data  # (B, T, 3 d_out)
+        # (B, T, 3, H, D) -> (3, B, H, T, D): views, as _heads makes them
+        qkv = qkv.reshape(b, t, 3, self.num_heads, self.head_dim).transpose(2, 0, 3, 1, 4)
+        k_all, v_all = kv_cache.update(qkv[1], qkv[2])  # each (B, H, pos+T, D)
+        return Tensor(qkv[0], dtype=qkv.dtype), k_all, v_all  # queries (B, H, T, D)
 
     def _attend(self, queries: Tensor, keys: Tensor, values: Tensor, b: int, t: int,
                 force_explicit: bool) -> Tensor:
@@ -343,6 +361,8 @@ class KVCache:
         self.values = [np.zeros(shape, dtype) for _ in range(n_layers)]  # n x (B, H, ctx, D)
         self.capacity, self.batch_size = capacity, batch_size
         self.pos = 0  # number of positions filled
+        # layer index -> (source arrays, stacked weight, stacked bias): see fused_qkv
+        self.fused: dict[int, tuple[tuple, Tensor, Tensor | None]] = {}
 
     @property
     def n_layers(self) -> int:
@@ -396,3 +416,43 @@ class LayerKVCache:
         keys[:, :, start:start + t] = k
         values[:, :, start:start + t] = v
         return keys[:, :, :start + t], values[:, :, :start + t]  # (B, H, pos+T, D) views
+
+    def fused_qkv(self, *linears: Linear) -> tuple[Tensor, Tensor | None] | None:
+        """The weights (out, in) of ``linears`` stacked along the output axis, and their biases.
+
+        For one GEMM instead of several: ``F.linear(x, w, b)`` then gives their outputs side
+        by side. Stacked when this layer sees the first tokens of a sequence (pos == 0) and
+        reused for the tokens that follow: the cached keys and values were made with the
+        weights of that moment too, so changing the weights mid-sequence needs a ``reset()``
+        either way. Stacked again, as well, when a layer holds another array than before (a
+        new model, weights assigned). Costs one copy of the weights per layer while the
+        cache lives. None when the layers are not all plain ``Linear``s (LoRA wrappers,
+        subclasses) or their dtypes or biases differ: the caller runs them one by one.
+        """
+        if any(type(m) is not Linear for m in linears):
+            return None
+        weights = tuple(m.weight.data for m in linears)
+        biases = tuple(None if m.bias is None else m.bias.data for m in linears)
+        with_bias = [bias is not None for bias in biases]
+        if len({(w.dtype, w.shape[1:]) for w in weights}) != 1 or any(with_bias) != all(with_bias):
+            return None
+        sources = weights + biases
+        entry = self.cache.fused.get(self.index)
+        if entry is not None and self.cache.pos > 0 and all(
+                a is b for a, b in zip(entry[0], sources, strict=True)):
+            return entry[1], entry[2]
+        w = np.concatenate(weights, axis=0, out=_reusable(entry, 1, weights))  # (sum out, in)
+        b = (np.concatenate(biases, axis=0, out=_reusable(entry, 2, biases))
+             if all(with_bias) else None)  # (sum of out,)
+        fused = Tensor(w, dtype=w.dtype), None if b is None else Tensor(b, dtype=b.dtype)
+        self.cache.fused[self.index] = (sources, *fused)
+        return fused
+
+
+def _reusable(entry: tuple | None, i: int, parts: tuple[np.ndarray, ...]) -> np.ndarray | None:
+    """entry[i]'s array when the stack of ``parts`` fits it (no new allocation), else None."""
+    old = None if entry is None else entry[i]
+    if old is None or old.dtype != parts[0].dtype:
+        return None
+    shape = (sum(p.shape[0] for p in parts),) + parts[0].shape[1:]
+    return old.data if old.shape == shape else None
