@@ -100,16 +100,26 @@ class Linear(Function):
     Flattened to rows: dx = dout @ w,  dw = dout^T @ x,  db = sum over rows of dout.
     """
 
+    name = "linear"
+
+    def _act(self, x2):
+        """What multiplies w: the input itself here (GeluLinear applies GELU first)."""
+        return x2
+
+    def _act_backward(self, da, x2):
+        """The input's gradient from that of _act(x2)."""
+        return da
+
     def forward(self, x, w, b=None):
         if x.shape[-1] != w.shape[1]:
             raise ShapeError(
-                f"linear: input has {x.shape[-1]} features (shape {x.shape}) but the weight "
-                f"{w.shape} expects {w.shape[1]}; weight is (out_features, in_features)"
+                f"{self.name}: input has {x.shape[-1]} features (shape {x.shape}) but the "
+                f"weight {w.shape} expects {w.shape[1]}; weight is (out_features, in_features)"
             )
         if b is not None and b.shape != (w.shape[0],):
-            raise ShapeError(f"linear: bias is {b.shape}, expected ({w.shape[0]},)")
+            raise ShapeError(f"{self.name}: bias is {b.shape}, expected ({w.shape[0]},)")
         x2 = x.reshape(-1, x.shape[-1])  # (N, in)
-        out = k_mm.matmul_forward(x2, w.T)  # (N, out)
+        out = k_mm.matmul_forward(self._act(x2), w.T)  # (N, out)
         if b is not None:
             out += b
         self.save_for_backward(x2, w)
@@ -120,17 +130,19 @@ class Linear(Function):
         x2, w = self.saved
         d2 = dout.reshape(-1, dout.shape[-1])  # (N, out)
         need = self.needs_input_grad
-        dx = None
+        dx = dw = None
         if need[0]:
-            dx = k_mm.matmul_forward(d2, w).reshape(dout.shape[:-1] + (w.shape[1],))
-        dw = k_mm.matmul_forward(d2.T, x2) if need[1] else None
+            dx = self._act_backward(k_mm.matmul_forward(d2, w), x2)
+            dx = dx.reshape(dout.shape[:-1] + (w.shape[1],))
+        if need[1]:
+            dw = k_mm.matmul_forward(d2.T, self._act(x2))
         grads = (dx, dw)
         if self.has_bias:
             grads += (d2.sum(axis=0) if need[2] else None,)
         return grads
 
 
-class GeluLinear(Function):
+class GeluLinear(Linear):
     """y = gelu(h) @ w^T + b: a feed-forward's activation and second Linear in one op.
 
     The same numbers as ``linear(gelu(h), w, b)``, but only h is kept for backward; gelu(h),
@@ -139,36 +151,13 @@ class GeluLinear(Function):
         dw = dout^T @ g,  db = sum over rows of dout,  dh = gelu'(h) * (dout @ w)
     """
 
-    def forward(self, h, w, b=None):
-        if h.shape[-1] != w.shape[1]:
-            raise ShapeError(
-                f"gelu_linear: input has {h.shape[-1]} features (shape {h.shape}) but the "
-                f"weight {w.shape} expects {w.shape[1]}; weight is (out_features, in_features)"
-            )
-        if b is not None and b.shape != (w.shape[0],):
-            raise ShapeError(f"gelu_linear: bias is {b.shape}, expected ({w.shape[0]},)")
-        h2 = h.reshape(-1, h.shape[-1])  # (N, in)
-        out = k_mm.matmul_forward(k_gelu.gelu_forward(h2), w.T)  # (N, out)
-        if b is not None:
-            out += b
-        self.save_for_backward(h2, w)
-        self.has_bias = b is not None
-        return out.reshape(h.shape[:-1] + (w.shape[0],))
+    name = "gelu_linear"
 
-    def backward(self, dout):
-        h2, w = self.saved
-        d2 = dout.reshape(-1, dout.shape[-1])  # (N, out)
-        need = self.needs_input_grad
-        dh = dw = None
-        if need[1]:
-            dw = k_mm.matmul_forward(d2.T, k_gelu.gelu_forward(h2))  # recomputed gelu(h)
-        if need[0]:
-            dh = k_gelu.gelu_backward(k_mm.matmul_forward(d2, w), h2).reshape(
-                dout.shape[:-1] + (w.shape[1],))
-        grads = (dh, dw)
-        if self.has_bias:
-            grads += (d2.sum(axis=0) if need[2] else None,)
-        return grads
+    def _act(self, x2):
+        return k_gelu.gelu_forward(x2)
+
+    def _act_backward(self, da, x2):
+        return k_gelu.gelu_backward(da, x2)
 
 
 class Embedding(Function):
