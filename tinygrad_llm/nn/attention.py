@@ -351,6 +351,11 @@ class KVCache:
     The cache holds at most ``capacity`` (the model's context_length) positions; going
     past it is an error here. How generation deals with a full window is decided in
     ``generate.py`` (it slides: see ``generate_stream``).
+
+    It also keeps, per layer, the query/key/value weights stacked into one matrix
+    (``LayerKVCache.fused_qkv``) so that decoding a token projects it with one GEMV instead
+    of three; they are stacked when a sequence starts (pos == 0), like the keys and values
+    they produce.
     """
 
     def __init__(self, n_layers: int, batch_size: int, n_heads: int, head_dim: int,
