@@ -77,7 +77,7 @@ def median_times_interleaved(fn_a, fn_b, repeats: int, warmup: int = 2) -> tuple
 def kernel_cases(dtype, rng, long_attention: bool):
     """(name, nb callable, ref callable, repeats) at GPT-2 small shapes."""
     from tinygrad_llm.kernels import adamw, attention, cross_entropy, embedding, gelu
-    from tinygrad_llm.kernels import layernorm, matmul, softmax
+    from tinygrad_llm.kernels import layernorm, linear_cross_entropy, matmul, softmax
 
     def randn(*shape, scale=1.0):
         return (rng.standard_normal(shape) * scale).astype(dtype)
@@ -140,6 +140,17 @@ def kernel_cases(dtype, rng, long_attention: bool):
             lambda: cross_entropy.cross_entropy_backward_nb(1.0, logits, targets, lse, -100),
             lambda: cross_entropy.cross_entropy_backward_ref(1.0, logits, targets, lse, -100),
             5,
+        )
+    )
+    # the output head and the loss fused (chunked rows, gradients in the same pass) against
+    # the unfused head: x @ w^T, cross-entropy, dlogits, dx and dw
+    xh, wh = randn(N_ROWS, C), randn(V, C, scale=0.02)
+    cases.append(
+        (
+            "linear_cross_entropy fwd+grads (1024,768)x(50257,768)",
+            lambda: linear_cross_entropy.linear_cross_entropy_nb(xh, wh, None, targets, -100),
+            lambda: linear_cross_entropy.linear_cross_entropy_ref(xh, wh, None, targets, -100),
+            3,
         )
     )
     # layernorm
@@ -405,7 +416,7 @@ import json, time
 t0 = time.perf_counter()
 import numpy as np
 from tinygrad_llm.kernels import (adamw, attention, cross_entropy, embedding, gelu, layernorm,
-                                  softmax)
+                                  linear_cross_entropy, softmax)
 import numba
 t_import = time.perf_counter() - t0
 rng = np.random.default_rng(0)
@@ -432,6 +443,8 @@ for dt in (np.float32, np.float64):
     first("attention", lambda: attention.attention_forward_nb(q, k, v, 0.5))
     first("attention", lambda: attention.attention_backward_nb(r(1, 2, 3, 4), q, k, v, o, l, 0.5))
     first("embedding", lambda: embedding.embedding_backward_nb(d, np.array([0, 1, 1, 2, 0]), 3))
+    first("linear_cross_entropy",
+          lambda: linear_cross_entropy.linear_cross_entropy_nb(d, x[:3], None, t % 3, -100))
     p, g, m, vv = r(4, 3), r(4, 3), np.zeros((4, 3), dt), np.zeros((4, 3), dt)
     first("adamw", lambda: adamw.adamw_step_nb(p, g, m, vv, 1e-3, 0.9, 0.95, 1e-8, 0.1, 1))
 print(json.dumps({"import_s": t_import, "first_call_s": times,
