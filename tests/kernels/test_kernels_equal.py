@@ -16,6 +16,8 @@ embedding scatter-add is exact.
 
 from __future__ import annotations
 
+from contextlib import contextmanager, nullcontext
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -287,6 +289,24 @@ def heads_layout(rng, shape, dtype, layout):
     return make(rng, shape, dtype, layout)
 
 
+def check_attention(q, k, v, dout, scale):
+    """attention_forward_nb / attention_backward_nb against the references, with tolerances
+    scaled by the size of the terms each result is summed from."""
+    d, tq, tk = q.shape[3], q.shape[2], k.shape[2]
+    out_ref, lse_ref = at.attention_forward_ref(q, k, v, scale)
+    out_nb, lse_nb = at.attention_forward_nb(q, k, v, scale)
+    close(out_nb, out_ref, scale=mag(v))  # out is a convex combination of rows of v
+    close(lse_nb, lse_ref, scale=1.0 + d * scale * mag(q, k))  # lse ~ the scores
+    dq, dk, dv = at.attention_backward_nb(dout, q, k, v, out_ref, lse_ref, scale)
+    dq_ref, dk_ref, dv_ref = at.attention_backward_ref(dout, q, k, v, out_ref, lse_ref, scale)
+    # ds = p (dp - rowsum(dout * out)) cancels to ~ulp * d |dout| |v|; dq and dk are sums
+    # over keys / queries of ds times k / q
+    ds_scale = d * mag(dout, v)
+    close(dq, dq_ref, scale=tk * scale * ds_scale * mag(k))
+    close(dk, dk_ref, scale=tq * scale * ds_scale * mag(q))
+    close(dv, dv_ref, scale=tq * mag(dout))
+
+
 @SETTINGS
 @given(
     shape=attention_shapes(),
@@ -300,20 +320,97 @@ def test_attention_forward_backward(shape, dtype, seed, layout):
     q = heads_layout(rng, (b, h, tq, d), dtype, layout)
     k = heads_layout(rng, (b, h, tk, d), dtype, layout)
     v = heads_layout(rng, (b, h, tk, d), dtype, layout)
-    scale = 1.0 / np.sqrt(d)
-    out_ref, lse_ref = at.attention_forward_ref(q, k, v, scale)
-    out_nb, lse_nb = at.attention_forward_nb(q, k, v, scale)
-    close(out_nb, out_ref, scale=mag(v))  # out is a convex combination of rows of v
-    close(lse_nb, lse_ref, scale=1.0 + d * scale * mag(q, k))  # lse ~ the scores
     dout = heads_layout(rng, (b, h, tq, d), dtype, layout)
-    dq, dk, dv = at.attention_backward_nb(dout, q, k, v, out_ref, lse_ref, scale)
-    dq_ref, dk_ref, dv_ref = at.attention_backward_ref(dout, q, k, v, out_ref, lse_ref, scale)
-    # ds = p (dp - rowsum(dout * out)) cancels to ~ulp * d |dout| |v|; dq and dk are sums
-    # over keys / queries of ds times k / q
-    ds_scale = d * mag(dout, v)
-    close(dq, dq_ref, scale=tk * scale * ds_scale * mag(k))
-    close(dk, dk_ref, scale=tq * scale * ds_scale * mag(q))
-    close(dv, dv_ref, scale=tq * mag(dout))
+    check_attention(q, k, v, dout, 1.0 / np.sqrt(d))
+
+
+@contextmanager
+def attention_tiles(tile_bytes: int, bq: int, parallel_min: int):
+    """Run with other tile sizes / parallel threshold of the Numba attention."""
+    saved = at._TILE_BYTES, at._BQ, at._PARALLEL_MIN
+    at._TILE_BYTES, at._BQ, at._PARALLEL_MIN = tile_bytes, bq, parallel_min
+    try:
+        yield
+    finally:
+        at._TILE_BYTES, at._BQ, at._PARALLEL_MIN = saved
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    "shape",
+    [
+        (1, 1, 1, 1, 1),  # T = 1
+        (2, 3, 5, 5, 8),  # odd T
+        (1, 2, 7, 20, 16),  # Tq < Tk
+        (1, 3, 1, 33, 8),  # one query over a cache of keys (decoding)
+        (2, 2, 131, 131, 64),  # two query tiles of _BQ = 128, the second of 3 rows
+        (1, 2, 70, 200, 24),  # Tq < Tk, Tq not a multiple of anything
+    ],
+)
+@pytest.mark.parametrize(
+    "tiles",
+    [
+        None,  # the module's settings
+        (1 << 10, 4, 0),  # tiles of 1 KiB (1 to 4 query rows, one head): every tile loop
+        (1 << 14, 16, 1 << 30),  # 16 KiB, several heads per tile, serial kernels only
+    ],
+)
+def test_attention_shapes(shape, dtype, tiles):
+    b, h, tq, tk, d = shape
+    rng = np.random.default_rng(sum(shape))
+    q = heads_layout(rng, (b, h, tq, d), dtype, "bthd")
+    k = heads_layout(rng, (b, h, tk, d), dtype, "bthd")
+    v = heads_layout(rng, (b, h, tk, d), dtype, "c")
+    dout = heads_layout(rng, (b, h, tq, d), dtype, "bthd")
+    with attention_tiles(*tiles) if tiles else nullcontext():
+        check_attention(q, k, v, dout, 1.0 / np.sqrt(d))
+
+
+def test_attention_decode_from_cache_views():
+    """Keys and values as a KV cache hands them over: the first Tk positions of a larger
+    (B, H, capacity, D) array; the query a (B, H, 1, D) view of a (B, 1, H, D) array."""
+    rng = np.random.default_rng(3)
+    cache = rng.standard_normal((2, 1, 12, 64, 16)).astype(np.float32)
+    for tk in (1, 2, 17, 64):
+        q = rng.standard_normal((1, 1, 12, 16)).astype(np.float32).swapaxes(1, 2)
+        k, v = cache[0, :, :, :tk], cache[1, :, :, :tk]
+        check_attention(q, k, v, np.ones_like(q), 0.25)
+
+
+def test_attention_outputs_are_bthd():
+    """out, dq, dk, dv come as (B, H, T, D) views of C-contiguous (B, T, H, D) arrays, so that
+    the model's next reshape to (B, T, H * D) needs no copy."""
+    rng = np.random.default_rng(4)
+    q, k, v = (rng.standard_normal((2, 3, 9, 4)).astype(np.float32) for _ in range(3))
+    out, lse = at.attention_forward_nb(q, k, v, 0.5)
+    grads = at.attention_backward_nb(np.ones_like(q), q, k, v, out, lse, 0.5)
+    for x in (out, *grads):
+        assert x.swapaxes(1, 2).flags.c_contiguous
+
+
+def test_attention_tile_bound():
+    """A tile of scores is at most _TILE_BYTES (or one row of scores when that is larger)."""
+    for h, tq, tk, itemsize in [
+        (12, 256, 256, 4),
+        (12, 1024, 1024, 4),
+        (12, 1024, 1024, 8),
+        (12, 1, 1024, 4),
+        (1, 8, 10**7, 4),
+        (5, 3, 7, 8),
+    ]:
+        nh, bq = at._tile_shape(h, tq, tk, itemsize)
+        assert 1 <= nh <= h and 1 <= bq <= min(tq, at._BQ)
+        assert nh * bq * tk * itemsize <= max(at._TILE_BYTES, tk * itemsize)
+
+
+def test_attention_nonpositive_scale_falls_back_to_the_reference():
+    rng = np.random.default_rng(5)
+    q, k, v = (rng.standard_normal((1, 2, 4, 3)).astype(np.float32) for _ in range(3))
+    for scale in (0.0, -0.5):
+        out, lse = at.attention_forward_nb(q, k, v, scale)
+        out_ref, lse_ref = at.attention_forward_ref(q, k, v, scale)
+        np.testing.assert_array_equal(out, out_ref)
+        np.testing.assert_array_equal(lse, lse_ref)
 
 
 # ---------------------------------------------------------------------------- embedding
