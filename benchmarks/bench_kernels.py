@@ -191,18 +191,20 @@ def kernel_cases(dtype, rng, long_attention: bool):
             15,
         )
     )
-    # attention
-    for t_len, reps in ((T, 7),) + (((1024, 3),) if long_attention else ()):
-        # q, k, v as the model makes them: (B, T, H, D) views with the head axis moved
-        q, k, v = (np.swapaxes(randn(B, t_len, H, D), 1, 2) for _ in range(3))
+    # attention at three shapes: (a) a GPT-2 small training step, (b) a long context (batch
+    # 1, T = 1024), (c) decoding one token over a KV cache of 1024 positions (forward only).
+    # q, k, v as the model hands them over: (B, T, H, D) views with the head axis moved, and
+    # for decoding the first Tk positions of the cache's (B, H, capacity, D) arrays
+    for bsz, t_len, reps in ((B, T, 7),) + (((1, 1024, 5),) if long_attention else ()):
+        q, k, v = (np.swapaxes(randn(bsz, t_len, H, D), 1, 2) for _ in range(3))
         scale = 1.0 / np.sqrt(D)
         out, lse_a = attention.attention_forward_ref(q, k, v, scale)
-        do = randn(B, H, t_len, D)
+        do = randn(bsz, H, t_len, D)
         qkv = (q, k, v)
         grads = (do, q, k, v, out, lse_a)
         cases.append(
             (
-                f"attention fwd (4,12,{t_len},64)",
+                f"attention fwd ({bsz},{H},{t_len},{D})",
                 lambda a=qkv, s=scale: attention.attention_forward_nb(*a, s),
                 lambda a=qkv, s=scale: attention.attention_forward_ref(*a, s),
                 reps,
@@ -210,12 +212,24 @@ def kernel_cases(dtype, rng, long_attention: bool):
         )
         cases.append(
             (
-                f"attention bwd (4,12,{t_len},64)",
+                f"attention bwd ({bsz},{H},{t_len},{D})",
                 lambda a=grads, s=scale: attention.attention_backward_nb(*a, s),
                 lambda a=grads, s=scale: attention.attention_backward_ref(*a, s),
                 reps,
             )
         )
+    # (c): each version reads its own cache, so that neither finds the other's keys in L3
+    q1 = np.swapaxes(randn(1, 1, H, D), 1, 2)
+    caches = (randn(2, 1, H, 1024, D), randn(2, 1, H, 1024, D))  # (k|v, B, H, capacity, D)
+    dec_nb, dec_ref = ((q1, c[0, :, :, :1024], c[1, :, :, :1024]) for c in caches)
+    cases.append(
+        (
+            f"attention decode (1,{H},1,{D}) kv 1024",
+            lambda a=dec_nb: attention.attention_forward_nb(*a, 0.125),
+            lambda a=dec_ref: attention.attention_forward_ref(*a, 0.125),
+            31,
+        )
+    )
     # embedding backward into the token table
     de, ids = randn(N_ROWS, C), rng.integers(0, V, N_ROWS)
     cases.append(
@@ -438,10 +452,11 @@ for dt in (np.float32, np.float64):
     first("layernorm", lambda: layernorm.layernorm_backward_nb(d, x, w, mu, rs))
     first("gelu", lambda: gelu.gelu_forward_nb(x))
     first("gelu", lambda: gelu.gelu_backward_nb(d, x))
-    q, k, v = r(1, 2, 3, 4), r(1, 2, 5, 4), r(1, 2, 5, 4)
-    o, l = attention.attention_forward_ref(q, k, v, 0.5)
-    first("attention", lambda: attention.attention_forward_nb(q, k, v, 0.5))
-    first("attention", lambda: attention.attention_backward_nb(r(1, 2, 3, 4), q, k, v, o, l, 0.5))
+    for tq, tk in ((3, 5), (128, 128)):  # serial kernels for small tiles, parallel ones
+        q, k, v, do = r(1, 2, tq, 4), r(1, 2, tk, 4), r(1, 2, tk, 4), r(1, 2, tq, 4)
+        o, l = attention.attention_forward_ref(q, k, v, 0.5)
+        first("attention", lambda: attention.attention_forward_nb(q, k, v, 0.5))
+        first("attention", lambda: attention.attention_backward_nb(do, q, k, v, o, l, 0.5))
     first("embedding", lambda: embedding.embedding_backward_nb(d, np.array([0, 1, 1, 2, 0]), 3))
     first("linear_cross_entropy",
           lambda: linear_cross_entropy.linear_cross_entropy_nb(d, x[:3], None, t % 3, -100))
