@@ -74,6 +74,17 @@ def close(actual, expected, scale: float = 0.0) -> None:
     np.testing.assert_allclose(actual, expected, rtol=tol, atol=tol * scale)
 
 
+@contextmanager
+def parallel_min(module, size: int):
+    """Run a module's kernels with its PARALLEL_MIN set to size: 0 takes the threaded kernel
+    even at test sizes, a huge number the serial one."""
+    saved, module.PARALLEL_MIN = module.PARALLEL_MIN, size
+    try:
+        yield
+    finally:
+        module.PARALLEL_MIN = saved
+
+
 # Row lengths: short ones (SIMD remainder loops only) and long ones (the vectorised main
 # loops: 16 float32 / 8 float64 lanes, unrolled).
 ROW = st.one_of(st.integers(1, 9), st.integers(10, 300))
@@ -216,13 +227,15 @@ def test_cross_entropy_target_out_of_range():
     layout=LAYOUTS,
     seed=st.integers(0, 2**32 - 1),
     eps=st.sampled_from([1e-5, 1e-2]),
+    threads=st.booleans(),
 )
-def test_layernorm_forward_backward(n, c, dtype, layout, seed, eps):
+def test_layernorm_forward_backward(n, c, dtype, layout, seed, eps, threads):
     rng = np.random.default_rng(seed)
     x = make(rng, (n, c), dtype, layout, scale=2.0) + dtype(0.5)
     w = make(rng, (c,), dtype, "strided")
     b = make(rng, (c,), dtype)
-    out, mean, rstd = ln.layernorm_forward_nb(x, w, b, eps)
+    with parallel_min(ln, 0 if threads else 1 << 62):
+        out, mean, rstd = ln.layernorm_forward_nb(x, w, b, eps)
     out_ref, mean_ref, rstd_ref = ln.layernorm_forward_ref(x, w, b, eps)
     xhat = (x - mean_ref[:, None]) * rstd_ref[:, None]
     close(out, out_ref, scale=mag(xhat, w) + mag(b))
@@ -249,13 +262,16 @@ def test_layernorm_forward_backward(n, c, dtype, layout, seed, eps):
     layout=LAYOUTS,
     seed=st.integers(0, 2**32 - 1),
     scale=st.sampled_from([1.0, 4.0, 30.0]),
+    threads=st.booleans(),
 )
-def test_gelu_forward_backward(shape, dtype, layout, seed, scale):
+def test_gelu_forward_backward(shape, dtype, layout, seed, scale, threads):
     rng = np.random.default_rng(seed)
     x = make(rng, shape, dtype, layout, scale)
     # the reference forms 0.5 x (1 + tanh u): for negative x, 1 + tanh u cancels and its
     # result carries an absolute error ~ ulp * |x| (the Numba form x * sigmoid(2u) does not)
-    close(ge.gelu_forward_nb(x), ge.gelu_forward_ref(x), scale=mag(x))
+    with parallel_min(ge, 0 if threads else 1 << 62):
+        y = ge.gelu_forward_nb(x)
+    close(y, ge.gelu_forward_ref(x), scale=mag(x))
     dout = make(rng, shape, dtype, layout)
     # likewise 1 - tanh^2 u in the derivative, weighted by 0.5 x du/dx: take that weight
     # where tanh has not yet rounded to +-1 (|x| < 10)

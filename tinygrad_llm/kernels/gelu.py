@@ -48,14 +48,30 @@ def gelu_backward_ref(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
     return dout * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * dudx)
 
 
+# Inputs smaller than this run the serial forward kernel: starting the threads costs more
+# than the work (a decoding step applies GELU to one 3072-float row per layer).
+PARALLEL_MIN = 1 << 14
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _gelu(xi):
+    T = xi.dtype.type if hasattr(xi, "dtype") else type(xi)
+    u = T(SQRT_2_OVER_PI) * (xi + T(GELU_C) * xi * xi * xi)
+    return xi / (T(1.0) + fexp(T(-2.0) * u))
+
+
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _gelu_fwd_kernel(x, y):
     """x (n,) float32|float64 contiguous -> y (n,) same dtype, written in place."""
-    T = x.dtype.type
     for i in prange(x.size):
-        xi = x[i]
-        u = T(SQRT_2_OVER_PI) * (xi + T(GELU_C) * xi * xi * xi)
-        y[i] = xi / (T(1.0) + fexp(T(-2.0) * u))
+        y[i] = _gelu(x[i])
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _gelu_fwd_serial(x, y):
+    """_gelu_fwd_kernel without threads, for small inputs."""
+    for i in range(x.size):
+        y[i] = _gelu(x[i])
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
@@ -80,7 +96,7 @@ def gelu_forward_nb(x: np.ndarray) -> np.ndarray:
         return gelu_forward_ref(x)
     xf = np.ascontiguousarray(x).reshape(-1)
     y = np.empty_like(xf)
-    _gelu_fwd_kernel(xf, y)
+    (_gelu_fwd_kernel if xf.size >= PARALLEL_MIN else _gelu_fwd_serial)(xf, y)
     return y.reshape(x.shape)
 
 

@@ -57,30 +57,49 @@ def layernorm_backward_ref(dout, x, w, mean, rstd):
     return dx, dw, db
 
 
+# Inputs smaller than this run the serial forward kernel: starting the threads costs more
+# than the work (a decoding step normalises one 768-float row, 25 times per token).
+PARALLEL_MIN = 1 << 14
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _ln_fwd_row(xi, w, b, eps, oi):
+    """One row: oi = (xi - mean) * rstd * w + b; returns (mean, rstd) as float64."""
+    c = xi.shape[0]
+    T = xi.dtype.type
+    s = 0.0
+    for j in range(c):
+        s += xi[j]
+    mu = s / c
+    ss = 0.0
+    for j in range(c):
+        d = xi[j] - mu
+        ss += d * d
+    rs = 1.0 / np.sqrt(ss / c + eps)
+    mu_t = T(mu)
+    rs_t = T(rs)
+    for j in range(c):
+        oi[j] = (xi[j] - mu_t) * rs_t * w[j] + b[j]
+    return mu, rs
+
+
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _ln_fwd_kernel(x, w, b, eps, out, mean, rstd):
     """x (N, C), w, b (C,) float32|float64 C-contiguous, one dtype; eps float64 ->
     out (N, C), mean (N,), rstd (N,) of x.dtype, written in place."""
-    n, c = x.shape
-    T = x.dtype.type
-    for i in prange(n):
-        xi = x[i]
-        s = 0.0
-        for j in range(c):
-            s += xi[j]
-        mu = s / c
-        ss = 0.0
-        for j in range(c):
-            d = xi[j] - mu
-            ss += d * d
-        rs = 1.0 / np.sqrt(ss / c + eps)
-        mean[i] = T(mu)
-        rstd[i] = T(rs)
-        mu_t = T(mu)
-        rs_t = T(rs)
-        oi = out[i]
-        for j in range(c):
-            oi[j] = (xi[j] - mu_t) * rs_t * w[j] + b[j]
+    for i in prange(x.shape[0]):
+        mu, rs = _ln_fwd_row(x[i], w, b, eps, out[i])
+        mean[i] = mu
+        rstd[i] = rs
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def _ln_fwd_serial(x, w, b, eps, out, mean, rstd):
+    """_ln_fwd_kernel without threads, for a few rows (decoding: one row per token)."""
+    for i in range(x.shape[0]):
+        mu, rs = _ln_fwd_row(x[i], w, b, eps, out[i])
+        mean[i] = mu
+        rstd[i] = rs
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
@@ -129,9 +148,8 @@ def layernorm_forward_nb(x: np.ndarray, w: np.ndarray, b: np.ndarray, eps: float
     out = np.empty_like(xc)
     mean = np.empty(n, dtype=xc.dtype)
     rstd = np.empty(n, dtype=xc.dtype)
-    _ln_fwd_kernel(
-        xc, np.ascontiguousarray(w), np.ascontiguousarray(b), float(eps), out, mean, rstd
-    )
+    kernel = _ln_fwd_kernel if xc.size >= PARALLEL_MIN else _ln_fwd_serial
+    kernel(xc, np.ascontiguousarray(w), np.ascontiguousarray(b), float(eps), out, mean, rstd)
     return out, mean, rstd
 
 
