@@ -16,7 +16,7 @@ embedding scatter-add is exact.
 
 from __future__ import annotations
 
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -341,16 +341,22 @@ def test_attention_forward_backward(shape, dtype, seed, layout):
 
 
 @contextmanager
-def attention_tiles(tile_bytes: int, bq: int, parallel_min: int):
-    """Run with other tile sizes / parallel threshold of the Numba attention."""
-    saved = at._TILE_BYTES, at._BQ, at._PARALLEL_MIN
-    at._TILE_BYTES, at._BQ, at._PARALLEL_MIN = tile_bytes, bq, parallel_min
+def attention_path(path: str | None):
+    """Force the Numba attention's forward down one path: "few" (np.matmul per head group,
+    with groups of one head: 1 KiB of scores), "fused" (the fused kernels even for one
+    query), or None (the module's choice)."""
+    saved = at._FEW_QUERIES, at._TILE_BYTES
+    if path == "few":
+        at._FEW_QUERIES, at._TILE_BYTES = 10**9, 1 << 10
+    elif path == "fused":
+        at._FEW_QUERIES = 0
     try:
         yield
     finally:
-        at._TILE_BYTES, at._BQ, at._PARALLEL_MIN = saved
+        at._FEW_QUERIES, at._TILE_BYTES = saved
 
 
+@pytest.mark.parametrize("path", [None, "few", "fused"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "shape",
@@ -359,64 +365,53 @@ def attention_tiles(tile_bytes: int, bq: int, parallel_min: int):
         (2, 3, 5, 5, 8),  # odd T
         (1, 2, 7, 20, 16),  # Tq < Tk
         (1, 3, 1, 33, 8),  # one query over a cache of keys (decoding)
-        (2, 2, 131, 131, 64),  # two query tiles of _BQ = 128, the second of 3 rows
-        (1, 2, 70, 200, 24),  # Tq < Tk, Tq not a multiple of anything
+        (2, 2, 131, 131, 64),  # three blocks of 64 queries / keys, the last of 3
+        (1, 2, 70, 200, 24),  # Tq < Tk, the query blocks not aligned to the key blocks
     ],
 )
-@pytest.mark.parametrize(
-    "tiles",
-    [
-        None,  # the module's settings
-        (1 << 10, 4, 0),  # tiles of 1 KiB (1 to 4 query rows, one head): every tile loop
-        (1 << 14, 16, 1 << 30),  # 16 KiB, several heads per tile, serial kernels only
-    ],
-)
-def test_attention_shapes(shape, dtype, tiles):
+def test_attention_shapes(shape, dtype, path):
     b, h, tq, tk, d = shape
     rng = np.random.default_rng(sum(shape))
     q = heads_layout(rng, (b, h, tq, d), dtype, "bthd")
     k = heads_layout(rng, (b, h, tk, d), dtype, "bthd")
     v = heads_layout(rng, (b, h, tk, d), dtype, "c")
     dout = heads_layout(rng, (b, h, tq, d), dtype, "bthd")
-    with attention_tiles(*tiles) if tiles else nullcontext():
+    with attention_path(path):
         check_attention(q, k, v, dout, 1.0 / np.sqrt(d))
 
 
 def test_attention_decode_from_cache_views():
     """Keys and values as a KV cache hands them over: the first Tk positions of a larger
-    (B, H, capacity, D) array; the query a (B, H, 1, D) view of a (B, 1, H, D) array."""
+    (B, H, capacity, D) array; the queries a (B, H, Tq, D) view of a (B, Tq, H, D) array."""
     rng = np.random.default_rng(3)
     cache = rng.standard_normal((2, 1, 12, 64, 16)).astype(np.float32)
-    for tk in (1, 2, 17, 64):
-        q = rng.standard_normal((1, 1, 12, 16)).astype(np.float32).swapaxes(1, 2)
+    for tq, tk in ((1, 1), (1, 2), (1, 17), (1, 64), (3, 40), (9, 64)):
+        q = rng.standard_normal((1, tq, 12, 16)).astype(np.float32).swapaxes(1, 2)
         k, v = cache[0, :, :, :tk], cache[1, :, :, :tk]
         check_attention(q, k, v, np.ones_like(q), 0.25)
 
 
-def test_attention_outputs_are_bthd():
-    """out, dq, dk, dv come as (B, H, T, D) views of C-contiguous (B, T, H, D) arrays, so that
-    the model's next reshape to (B, T, H * D) needs no copy."""
+@pytest.mark.parametrize("tq", [2, 9])  # the np.matmul path and the fused kernel
+def test_attention_output_is_bthd(tq):
+    """out comes as a (B, H, Tq, D) view of a C-contiguous (B, Tq, H, D) array, so that the
+    model's next reshape to (B, Tq, H * D) needs no copy."""
     rng = np.random.default_rng(4)
-    q, k, v = (rng.standard_normal((2, 3, 9, 4)).astype(np.float32) for _ in range(3))
-    out, lse = at.attention_forward_nb(q, k, v, 0.5)
-    grads = at.attention_backward_nb(np.ones_like(q), q, k, v, out, lse, 0.5)
-    for x in (out, *grads):
-        assert x.swapaxes(1, 2).flags.c_contiguous
+    q, k, v = (rng.standard_normal((2, 3, tq, 4)).astype(np.float32) for _ in range(3))
+    out, _ = at.attention_forward_nb(q, k, v, 0.5)
+    assert out.swapaxes(1, 2).flags.c_contiguous
 
 
 def test_attention_tile_bound():
-    """A tile of scores is at most _TILE_BYTES (or one row of scores when that is larger)."""
+    """The np.matmul path holds at most _TILE_BYTES of scores (or one head's, if larger)."""
     for h, tq, tk, itemsize in [
-        (12, 256, 256, 4),
-        (12, 1024, 1024, 4),
-        (12, 1024, 1024, 8),
         (12, 1, 1024, 4),
-        (1, 8, 10**7, 4),
+        (12, 4, 1024, 8),
+        (12, 4, 10**7, 4),
         (5, 3, 7, 8),
     ]:
-        nh, bq = at._tile_shape(h, tq, tk, itemsize)
-        assert 1 <= nh <= h and 1 <= bq <= min(tq, at._BQ)
-        assert nh * bq * tk * itemsize <= max(at._TILE_BYTES, tk * itemsize)
+        nh = at._heads_per_tile(h, tq, tk, itemsize)
+        assert 1 <= nh <= h
+        assert nh * tq * tk * itemsize <= max(at._TILE_BYTES, tq * tk * itemsize)
 
 
 def test_attention_nonpositive_scale_falls_back_to_the_reference():

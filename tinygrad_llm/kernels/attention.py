@@ -13,57 +13,61 @@ Backward recomputes p = exp(s - lse) instead of storing a (Tq, Tk) matrix per he
     ds = p * (dp - rowsum(dout * out))      (softmax backward; rowsum(dp * p) == rowsum(dout * out))
     dq = ds k * scale,  dk = ds^T q * scale
 
-Numba version: the block products go to BLAS (np.matmul), the softmax steps to small Numba
-kernels working in place on the products. Per batch element, the (H, Tq) queries are cut
-into tiles of _BQ = 128 queries x as many heads as fit in _TILE_BYTES = 4 MiB of scores
-against keys 0 .. kend - 1, where kend = Tk - Tq + q1 is the last key the tile's last query
-sees: keys past it are never computed (at T = 256, 3/4 of the full Q K^T is; at T = 1024,
-9/16). Per tile:
-  forward:  S = Q K^T                      np.matmul, one sgemm per head
-            P = softmax(S * scale), lse    _softmax_tile: hidden keys set to -inf, then row
-                                           max, exp (fexp) and sum, 1/sum over whole rows
-            out = P V                      np.matmul straight into the output
-  backward: delta = rowsum(dout * out) for all rows first (einsum); then per tile, query
-            tiles last to first:
-            S = Q K^T, dP = dO V^T
-            P, dS * scale                  _softmax_grad_tile, in place in S and dP
-            dq = dS K; dv = P^T dO, dk = dS^T Q: the last tile sees every key and writes dk,
-            dv; each earlier one adds to their first kend rows
-Memory besides inputs and outputs: one tile of scores (<= 4 MiB) in forward; in backward two
-tiles and a (heads, Tk, D) block (10 MiB at (1, 12, 1024, 64) float32). No (Tq, Tk) matrix
-per head is kept between calls. Inputs are never copied: np.matmul reads the
-(B, T, H, D)-strided views the model hands over and KV-cache slices as they are. The outputs
-out, dq, dk, dv are (B, H, T, D) views of C-contiguous (B, T, H, D) arrays, so the model's
-next reshape to (B, T, H * D) is free. Tiles of fewer than _PARALLEL_MIN = 32768 scores
-(decoding: 12 heads x 1 query x Tk keys) run serial copies of the kernels: a parallel launch
-costs 10-30 us.
+Numba versions.
+  Training and prefill (Tq > _FEW_QUERIES = 4): fused kernels, parallel over the B*H heads
+  (prange; 48 at GPT-2 small's training shape, 12 at batch 1). Each head's rows are gathered
+  into contiguous per-thread arrays straight from the caller's arrays (see _rows: the
+  (B, T, H, D)-strided views the model makes and KV-cache slices are read in place, never
+  copied as a whole), then walked in blocks of _BQ = 64 queries:
+    forward:  S = Q K^T * scale against every key up to the block's last visible one (one
+              (64, kend) scratch row block), causal mask (-inf), row max, exp, sum, then
+              E V and out = (E V) / sum, lse = max + log sum; whole rows, so no running max
+              and no rescaling of the partial E V as in the online (flash) softmax.
+    backward: for each block of _BK = 64 keys, the query blocks that see it: S and
+              P = exp(S - lse) recomputed, dP = dO V^T, dS = P (dP - delta) * scale with
+              delta = rowsum(dO out), then dV += P^T dO, dK += dS^T Q, dQ += dS K,
+              accumulated in the head's slices of the outputs (a head belongs to one thread).
+  No (Tq, Tk) matrix exists at any time; per thread the scratch is a few (T, D) arrays and one
+  (64, Tk) block: 1.3 MiB in forward, 1.9 MiB in backward at T = 1024 float32.
+  Block products: BLAS is not reachable from inside @njit here (Numba's np.dot needs SciPy,
+  not a dependency), so ``_abt`` computes out = A B^T as dot products along contiguous rows,
+  eight rows of B at a time sharing the loads of A's row; LLVM vectorises each dot product
+  (fastmath reassoc). The products whose contraction runs over rows (P^T dO, dS^T Q, dS K,
+  E V) use transposed copies, made once per head (V^T, Q^T, dO^T, K^T) or per block (P^T,
+  dS^T); their rows are padded (_padded) so that a column's elements are not 4 KiB apart.
+  Decoding (Tq <= 4): S = Q K^T and out = P V by np.matmul per batch element and group of
+  heads (at most _TILE_BYTES = 4 MiB of scores), on the arrays as given, with a serial
+  softmax kernel in between. Each product then has at most 4 * Tk * D multiply-adds (2^18 at
+  Tk = 1024), which OpenBLAS runs on the calling thread: no thread is woken, nothing copied.
+  The fused kernels would gather and transpose all Tk keys and values of every head for one
+  query (2-4 ms at Tk = 1024).
+  out is returned as a (B, H, Tq, D) view of a C-contiguous (B, Tq, H, D) array, the layout
+  the model reshapes to (B, Tq, H * D) next (no copy there).
 
-Why (measured float32 on this 2-core Zen4 box, which was shared, so wall times were noisy; the
-1-thread CPU times, with OPENBLAS_NUM_THREADS=NUMBA_NUM_THREADS=1 and time.process_time, were
-stable to a few %):
-  - np.matmul does 80-95 GF/s per thread on these tiles ((128, 64) x (64, 256),
-    (128, 256) x (256, 64)); the previous fused kernels' hand-written block product (dot
-    products along rows, eight at a time) 45-53 GF/s, and rank-1-update loops with four rows
-    29-48 GF/s. Those kernels computed 10/16 of the full Q K^T at T = 256 (64 x 64 blocks up
-    to the diagonal), these 12/16, at nearly twice the speed.
-  - 1-thread CPU ms per call, previous fused kernels -> these (numpy reference):
-        (4, 12, 256, 64)    fwd 15.4 -> 10.5 (22.8),  bwd 33.7 -> 22.3 (41.1)
-        (1, 12, 1024, 64)   fwd 52.2 -> 27.5 (101),   bwd 124 -> 64 (168)
-        decode (1, 12, 1, 64) over 1024 cached keys: 3.5 -> 0.18 (0.17); the old kernels
-        copied the strided cache views to contiguous (B*H, T, D) arrays on every call
-    The Numba kernels are 20-30 % of the forward, 3-10 % of the backward; the rest is BLAS.
-    _BQ = 64 did 1-12 % less work at T = 256 (none less at T = 1024) with twice the BLAS
-    calls; _BQ = 256 did 25 % more.
-  - 2 threads, fastest of 15 calls (medians were 1.5-3x that): (4, 12, 256, 64) fwd 8.3 ms,
-    bwd 15.2 ms (old kernels 8.4, 18.3). Right after a GEMM, as in the model, where
-    OpenBLAS's idle worker still spins on one core: fwd 7.8, bwd 15.0 ms (old 13.6, 31.4);
-    (1, 12, 1024, 64) fwd 19.8, bwd 63.7 ms (old 46.5, 157.5).
-  - The cost: two threads scale worse (1.3-1.6x; OpenBLAS synchronises its threads on every
-    small sgemm, 200-500 of them per call), and on a loaded machine each synchronisation can
-    wait for a time slice, so times vary far more than the old kernels' (one parallel region
-    per call): under load from other processes medians were 1.5-3x the minimum, some
-    calls took seconds; the numpy reference (also BLAS) varied as much.
-Accumulation is in the input dtype (sgemm / dgemm and the kernels). Tests hold
+Measured (float32, this 2-core Zen4 VM, shared with other work: wall times varied 1.5-3x
+between runs; the 1-thread CPU times below, OPENBLAS_NUM_THREADS=NUMBA_NUM_THREADS=1 and
+time.process_time, repeat within a few %). Previous version (inputs copied to contiguous
+(B*H, T, D) arrays first, online softmax over 64 x 64 blocks, unpadded transposes) -> this,
+ms per call, numpy reference in brackets:
+    (4, 12, 256, 64)    fwd 15.9 -> 14.0 (25.8)     bwd 37.7 -> 31.6 (43.1)
+    (1, 12, 1024, 64)   fwd 55.0 -> 43.6 (109)      bwd 127 -> 110 (176)
+    decode (1, 12, 1, 64) over 1024 cached keys: 3.6 -> 0.31 (0.29)
+The block products run at 45-53 GF/s per thread, ~75 % of the time. Tried and measured:
+  - Products by BLAS (np.matmul on tiles of 128 queries x heads, keys past the tile skipped,
+    Numba kernels for the softmax steps): 1.3-1.7x less CPU time than the kernels above
+    (np.matmul: 80-95 GF/s per thread on these tiles), and 2-thread wall times of 7.8 ms
+    forward / 15 ms backward at (4, 12, 256, 64) when OpenBLAS's workers spin between calls.
+    But every small product is an OpenBLAS call that synchronises its threads, 200-500 per
+    attention call: with the OPENBLAS_THREAD_TIMEOUT=4 tinygrad_llm sets (workers sleep at
+    once, see tinygrad_llm/__init__.py) each one waits for a sleeping thread to wake, and the
+    same shape took 15-50 ms forward, 58-64 ms backward; with another process busy on the
+    cores, single calls took seconds. The fused kernels have one parallel region per call.
+  - Register-tiled outer-product micro-kernels in plain Numba (accumulator tiles of 4 x 32
+    in a local array, or 32 scalar accumulators): 8-39 GF/s; LLVM keeps neither in
+    registers. Rank-1-update loops over four rows: 29-48 GF/s.
+  - _abt reading the strided rows of the caller's arrays in place instead of gathering them:
+    30-40 % slower.
+Accumulation is in the input dtype, as in flash attention. Tests hold
 |nb - ref| <= tol (|ref| + s), tol 2e-5 (float32) / 1e-12 (float64), with s the size of the
 summed terms: max|v| for out, the score size for lse, and for dq, dk the cancelling
 ds = p (dp - delta) times the keys / queries summed over (measured max differences relative
@@ -110,85 +114,330 @@ def attention_backward_ref(dout, q, k, v, out, lse, scale: float):
     return dq, dk, dv
 
 
-_TILE_BYTES = 4 << 20  # at most this many bytes of scores per tile (two tiles in backward)
-_BQ = 128  # query rows per tile: keys past the tile's last visible one are never computed
-_PARALLEL_MIN = 1 << 15  # tiles with fewer scores use the serial kernels (no thread launch)
+_BQ = 64  # queries per block of the fused kernels
+_BK = 64  # keys per block of the fused kernels
+_FEW_QUERIES = 4  # forward with at most this many queries (decoding) takes the np.matmul path
+_TILE_BYTES = 4 << 20  # np.matmul path: at most this many bytes of scores at a time
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _softmax_row(si, nv, scale):
-    """si: one row of raw scores q k^T, of which keys 0 .. nv-1 are visible (nv >= 1) ->
-    in place p = softmax(si * scale) over the visible keys, 0 past them. Returns the
-    log-sum-exp of the visible scaled scores. scale > 0, so max(si) * scale is their max."""
-    T = si.dtype.type
-    for j in range(nv, si.size):
-        si[j] = -np.inf  # exp(-inf) = 0: the loops below run over the whole row, no masks
-    mx = T(-np.inf)
-    for j in range(si.size):
-        mx = vmax(mx, si[j])
-    mx *= scale
-    tot = T(0.0)
-    for j in range(si.size):
-        e = fexp(si[j] * scale - mx)
-        si[j] = e
-        tot += e
-    inv = T(1.0) / tot
-    for j in range(si.size):
-        si[j] *= inv
-    return mx + np.log(tot)
+def _abt(a, a0, ast, ak, b, b0, bst, bk, m, p, n, out, alpha, accumulate):
+    """out[i, j] (+)= alpha * sum_{c < n} a[a0 + i ast, ak + c] * b[b0 + j bst, bk + c]
+    for i < m, j < p.
+
+    a, b, out: 2-D C-contiguous arrays of one dtype (float32|float64), a and b read at rows
+    a0, a0 + ast, ... and b0, b0 + bst, ... (row views of strided inputs, see _rows); alpha of
+    that dtype;
+    accumulate: bool, add to out instead of overwriting it. Dot products along contiguous
+    rows, eight rows of b per pass (then four, then one) so each load of a's row feeds
+    eight FMAs (8 rows: 7-9 % faster attention than 4 rows). The rows are
+    sliced to [k, k + n) first so the inner loop indexes from 0: with ``row[k + c]`` Numba's
+    negative-index wraparound could not be proven dead and the loads became gathers
+    (2 GF/s instead of 39 GF/s)."""
+    T = out.dtype.type
+    for i in range(m):
+        ai = a[a0 + i * ast, ak : ak + n]
+        oi = out[i]
+        j = 0
+        while j + 8 <= p:
+            r0 = b[b0 + j * bst, bk : bk + n]
+            r1 = b[b0 + (j + 1) * bst, bk : bk + n]
+            r2 = b[b0 + (j + 2) * bst, bk : bk + n]
+            r3 = b[b0 + (j + 3) * bst, bk : bk + n]
+            r4 = b[b0 + (j + 4) * bst, bk : bk + n]
+            r5 = b[b0 + (j + 5) * bst, bk : bk + n]
+            r6 = b[b0 + (j + 6) * bst, bk : bk + n]
+            r7 = b[b0 + (j + 7) * bst, bk : bk + n]
+            s0 = T(0.0)
+            s1 = T(0.0)
+            s2 = T(0.0)
+            s3 = T(0.0)
+            s4 = T(0.0)
+            s5 = T(0.0)
+            s6 = T(0.0)
+            s7 = T(0.0)
+            for c in range(n):
+                x = ai[c]
+                s0 += x * r0[c]
+                s1 += x * r1[c]
+                s2 += x * r2[c]
+                s3 += x * r3[c]
+                s4 += x * r4[c]
+                s5 += x * r5[c]
+                s6 += x * r6[c]
+                s7 += x * r7[c]
+            if accumulate:
+                oi[j] += alpha * s0
+                oi[j + 1] += alpha * s1
+                oi[j + 2] += alpha * s2
+                oi[j + 3] += alpha * s3
+                oi[j + 4] += alpha * s4
+                oi[j + 5] += alpha * s5
+                oi[j + 6] += alpha * s6
+                oi[j + 7] += alpha * s7
+            else:
+                oi[j] = alpha * s0
+                oi[j + 1] = alpha * s1
+                oi[j + 2] = alpha * s2
+                oi[j + 3] = alpha * s3
+                oi[j + 4] = alpha * s4
+                oi[j + 5] = alpha * s5
+                oi[j + 6] = alpha * s6
+                oi[j + 7] = alpha * s7
+            j += 8
+        while j + 4 <= p:
+            r0 = b[b0 + j * bst, bk : bk + n]
+            r1 = b[b0 + (j + 1) * bst, bk : bk + n]
+            r2 = b[b0 + (j + 2) * bst, bk : bk + n]
+            r3 = b[b0 + (j + 3) * bst, bk : bk + n]
+            s0 = T(0.0)
+            s1 = T(0.0)
+            s2 = T(0.0)
+            s3 = T(0.0)
+            for c in range(n):
+                x = ai[c]
+                s0 += x * r0[c]
+                s1 += x * r1[c]
+                s2 += x * r2[c]
+                s3 += x * r3[c]
+            if accumulate:
+                oi[j] += alpha * s0
+                oi[j + 1] += alpha * s1
+                oi[j + 2] += alpha * s2
+                oi[j + 3] += alpha * s3
+            else:
+                oi[j] = alpha * s0
+                oi[j + 1] = alpha * s1
+                oi[j + 2] = alpha * s2
+                oi[j + 3] = alpha * s3
+            j += 4
+        while j < p:
+            r0 = b[b0 + j * bst, bk : bk + n]
+            s0 = T(0.0)
+            for c in range(n):
+                s0 += ai[c] * r0[c]
+            if accumulate:
+                oi[j] += alpha * s0
+            else:
+                oi[j] = alpha * s0
+            j += 1
+
+
+@njit(cache=True)
+def _padded(n):
+    """A row length >= n for scratch arrays read or written a column at a time: an odd
+    multiple of 16 elements, so that rows are not 4 KiB apart (n = 1024 float32 would be),
+    which maps a column's elements to one L1 cache set. Unpadded, the forward of one query
+    over 1024 keys through the fused kernel took 7 ms instead of 2.2, mostly in V^T."""
+    return ((n + 15) // 16 | 1) * 16
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _softmax_grad_row(si, di, nv, scale, lse, delta):
-    """si: one row of raw scores (keys 0 .. nv-1 visible) -> p = exp(si * scale - lse), 0 past
-    the visible keys; di: the row of dp = dout v^T -> ds = p (dp - delta) * scale."""
-    for j in range(nv, si.size):
-        si[j] = -np.inf
-    for j in range(si.size):
-        p = fexp(si[j] * scale - lse)
-        si[j] = p
-        di[j] = p * (di[j] - delta) * scale
+def _gather(x, r0, rs, n, dst):
+    """dst[i] = x[r0 + i * rs] for i < n: rows of a row view (see _rows) into a C-contiguous
+    block. _abt reading the strided rows in place instead was 30-40 % slower."""
+    for i in range(n):
+        dst[i] = x[r0 + i * rs]
 
 
-# The tile kernels: s (and dp) of shape (n, r, kend) hold heads h0 .. h0+n-1 x queries
-# q0 .. q0+r-1 against keys 0 .. kend-1; query q0 + i sees keys 0 .. off + q0 + i. lse and
-# delta are (H, Tq) arrays of one batch element. Each comes in a parallel version and a serial
-# one (no thread launch) for small tiles; they are separate functions because Numba's cache
-# keys a compiled kernel on its Python function, not on the parallel flag.
+@njit(cache=True, fastmath=FASTMATH)
+def _transpose_into(x, xt):
+    """xt[c, i] = x[i, c] for x (n, d) and xt (d, >= n), both 2-D C-contiguous."""
+    n, d = x.shape
+    for i in range(n):
+        xi = x[i]
+        for c in range(d):
+            xt[c, i] = xi[c]
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _softmax_tile_par(s, scale, q0, off, lse, h0):
-    n, r = s.shape[0], s.shape[1]
-    for row in prange(n * r):
-        h, i = row // r, row % r
-        lse[h0 + h, q0 + i] = _softmax_row(s[h, i], off + q0 + i + 1, scale)
-
-
-@njit(cache=True, fastmath=FASTMATH)
-def _softmax_tile_ser(s, scale, q0, off, lse, h0):
-    n, r = s.shape[0], s.shape[1]
-    for row in range(n * r):
-        h, i = row // r, row % r
-        lse[h0 + h, q0 + i] = _softmax_row(s[h, i], off + q0 + i + 1, scale)
+def _attn_fwd_kernel(q, qs, k, ks, v, vs, tk, scale, out, lse):
+    """Row views (see _rows) q, k, v of (B, H, Tq, D), (B, H, Tk, D), (B, H, Tk, D) arrays
+    with their row strides qs, ks, vs; scale of their dtype -> out (B, Tq, H, D) and
+    lse (B, H, Tq), C-contiguous, written in place."""
+    bsz, tq, nh, d = out.shape
+    off = tk - tq
+    T = q.dtype.type
+    one = T(1.0)
+    for bh in prange(bsz * nh):
+        b, h = bh // nh, bh % nh
+        qh = np.empty((tq, d), dtype=q.dtype)  # this head's rows, contiguous
+        kh = np.empty((tk, d), dtype=q.dtype)
+        vh = np.empty((tk, d), dtype=q.dtype)
+        vt = np.empty((d, _padded(tk)), dtype=q.dtype)  # V^T: P V as dot products along rows
+        s = np.empty((_BQ, _padded(tk)), dtype=q.dtype)  # scores, then exp, of a query block
+        acc = np.empty((_BQ, d), dtype=q.dtype)
+        rinv = np.empty(_BQ, dtype=q.dtype)
+        _gather(q, b * qs[0] + h * qs[1], qs[2], tq, qh)
+        _gather(k, b * ks[0] + h * ks[1], ks[2], tk, kh)
+        _gather(v, b * vs[0] + h * vs[1], vs[2], tk, vh)
+        _transpose_into(vh, vt)
+        for q0 in range(0, tq, _BQ):
+            nq = min(_BQ, tq - q0)
+            kend = off + q0 + nq  # keys [0, kend) are seen by some query of the block
+            _abt(qh, q0, 1, 0, kh, 0, 1, 0, nq, kend, d, s, scale, False)  # S = Q K^T scale
+            for i in range(nq):
+                si = s[i]
+                for j in range(off + q0 + i + 1, kend):
+                    si[j] = -np.inf  # exp(-inf) = 0: the loops below run over kend keys
+                mx = T(-np.inf)
+                for j in range(kend):
+                    mx = vmax(mx, si[j])
+                tot = T(0.0)
+                for j in range(kend):
+                    e = fexp(si[j] - mx)
+                    si[j] = e
+                    tot += e
+                rinv[i] = one / tot  # p = e / tot: applied to the rows of e v below
+                lse[b, h, q0 + i] = mx + np.log(tot)
+            _abt(s, 0, 1, 0, vt, 0, 1, 0, nq, d, kend, acc, one, False)  # E V
+            for i in range(nq):
+                oi = out[b, q0 + i, h]
+                for c in range(d):
+                    oi[c] = acc[i, c] * rinv[i]
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
-def _softmax_grad_tile_par(s, dp, scale, q0, off, lse, delta, h0):
-    n, r = s.shape[0], s.shape[1]
-    for row in prange(n * r):
-        h, i = row // r, row % r
-        li, de = lse[h0 + h, q0 + i], delta[h0 + h, q0 + i]
-        _softmax_grad_row(s[h, i], dp[h, i], off + q0 + i + 1, scale, li, de)
+def _attn_bwd_kernel(dout, dos, q, qs, k, ks, v, vs, out, os, lse, scale, dq, dk, dv):
+    """Row views dout, q, out of (B, H, Tq, D) arrays and k, v of (B, H, Tk, D) arrays with
+    their row strides; lse (B, H, Tq) C-contiguous; scale of their dtype -> dq (B*H, Tq, D),
+    dk, dv (B*H, Tk, D), C-contiguous, written in place."""
+    tq, d = dq.shape[1], dq.shape[2]
+    nh = lse.shape[1]
+    bsz = lse.shape[0]
+    tk = dk.shape[1]
+    off = tk - tq
+    T = q.dtype.type
+    one = T(1.0)
+    for bh in prange(bsz * nh):
+        b, h = bh // nh, bh % nh
+        qh = np.empty((tq, d), dtype=q.dtype)  # this head's rows, contiguous
+        doh = np.empty((tq, d), dtype=q.dtype)
+        kh = np.empty((tk, d), dtype=q.dtype)
+        vh = np.empty((tk, d), dtype=q.dtype)
+        qt = np.empty((d, _padded(tq)), dtype=q.dtype)  # transposes: the products summed
+        dot = np.empty((d, _padded(tq)), dtype=q.dtype)  # over rows
+        kt = np.empty((d, _padded(tk)), dtype=q.dtype)
+        dqh, dkh, dvh = dq[bh], dk[bh], dv[bh]  # accumulated in place
+        dqh[:] = 0.0
+        dkh[:] = 0.0
+        dvh[:] = 0.0
+        delta = np.empty(tq, dtype=q.dtype)
+        s = np.empty((_BQ, _BK), dtype=q.dtype)  # S, then P
+        dp = np.empty((_BQ, _BK), dtype=q.dtype)  # dP, then dS * scale
+        pt = np.empty((_BK, _BQ), dtype=q.dtype)
+        dst = np.empty((_BK, _BQ), dtype=q.dtype)
+        _gather(q, b * qs[0] + h * qs[1], qs[2], tq, qh)
+        _gather(dout, b * dos[0] + h * dos[1], dos[2], tq, doh)
+        _gather(k, b * ks[0] + h * ks[1], ks[2], tk, kh)
+        _gather(v, b * vs[0] + h * vs[1], vs[2], tk, vh)
+        _transpose_into(qh, qt)
+        _transpose_into(doh, dot)
+        _transpose_into(kh, kt)
+        o0 = b * os[0] + h * os[1]
+        lh = lse[b, h]
+        for i in range(tq):
+            oi = out[o0 + i * os[2]]
+            acc = T(0.0)
+            for c in range(d):
+                acc += doh[i, c] * oi[c]
+            delta[i] = acc  # rowsum(dout * out) == rowsum(dp * p)
+        for k0 in range(0, tk, _BK):
+            nk = min(_BK, tk - k0)
+            first = max(0, k0 - off) // _BQ * _BQ  # first query block that sees key k0
+            for q0 in range(first, tq, _BQ):
+                nq = min(_BQ, tq - q0)
+                _abt(qh, q0, 1, 0, kh, k0, 1, 0, nq, nk, d, s, scale, False)  # S = Q K^T sc.
+                _abt(doh, q0, 1, 0, vh, k0, 1, 0, nq, nk, d, dp, one, False)  # dP = dO V^T
+                for i in range(nq):
+                    si = s[i]
+                    dpi = dp[i]
+                    li = lh[q0 + i]
+                    di = delta[q0 + i]
+                    nv = max(0, min(nk, off + q0 + i - k0 + 1))
+                    for j in range(nv):
+                        pj = fexp(si[j] - li)
+                        si[j] = pj
+                        dpi[j] = pj * (dpi[j] - di) * scale
+                    for j in range(nv, nk):
+                        si[j] = 0.0
+                        dpi[j] = 0.0
+                    for j in range(nk):
+                        pt[j, i] = si[j]
+                        dst[j, i] = dpi[j]
+                _abt(pt, 0, 1, 0, dot, 0, 1, q0, nk, d, nq, dvh[k0:], one, True)  # dv += P^T dO
+                _abt(dst, 0, 1, 0, qt, 0, 1, q0, nk, d, nq, dkh[k0:], one, True)  # dk += dS^T Q
+                _abt(dp, 0, 1, 0, kt, 0, 1, k0, nq, d, nk, dqh[q0:], one, True)  # dq += dS K
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _softmax_grad_tile_ser(s, dp, scale, q0, off, lse, delta, h0):
-    n, r = s.shape[0], s.shape[1]
-    for row in range(n * r):
-        h, i = row // r, row % r
-        li, de = lse[h0 + h, q0 + i], delta[h0 + h, q0 + i]
-        _softmax_grad_row(s[h, i], dp[h, i], off + q0 + i + 1, scale, li, de)
+def _softmax_rows(s, scale, off, lse):
+    """s (n, r, tk): raw scores q k^T of n heads x r queries against all keys (query i sees
+    keys 0 .. off + i) -> in place p = softmax(s * scale) over the visible keys, 0 past them;
+    lse (n, r) written. scale > 0, so max(s) * scale is the max of the scaled scores."""
+    n, r, tk = s.shape
+    T = s.dtype.type
+    for h in range(n):
+        for i in range(r):
+            si = s[h, i]
+            for j in range(off + i + 1, tk):
+                si[j] = -np.inf  # exp(-inf) = 0: the loops below run over whole rows
+            mx = T(-np.inf)
+            for j in range(tk):
+                mx = vmax(mx, si[j])
+            mx *= scale  # finite: key 0 is visible to every query
+            tot = T(0.0)
+            for j in range(tk):
+                e = fexp(si[j] * scale - mx)
+                si[j] = e
+                tot += e
+            inv = T(1.0) / tot
+            for j in range(tk):
+                si[j] *= inv
+            lse[h, i] = mx + np.log(tot)
+
+
+def _heads_per_tile(h: int, tq: int, tk: int, itemsize: int) -> int:
+    """How many heads' (Tq, Tk) scores fit in _TILE_BYTES (at least one)."""
+    return max(1, min(h, _TILE_BYTES // (tq * tk * itemsize)))
+
+
+def _few_queries_forward(q, k, v, scale):
+    """Forward for a few queries (decoding): per batch element and group of heads,
+    S = Q K^T and out = P V by np.matmul on the arrays as given (KV-cache views are not
+    copied), the softmax in between by a serial kernel."""
+    b, h, tq, d = q.shape
+    tk = k.shape[2]
+    dt = q.dtype
+    out = np.empty((b, tq, h, d), dt).swapaxes(1, 2)
+    lse = np.empty((b, h, tq), dt)
+    nh = _heads_per_tile(h, tq, tk, dt.itemsize)
+    buf = np.empty((nh, tq, tk), dt)
+    for bi in range(b):
+        for h0 in range(0, h, nh):
+            h1 = min(h, h0 + nh)
+            s = buf[: h1 - h0]
+            np.matmul(q[bi, h0:h1], k[bi, h0:h1].swapaxes(1, 2), out=s)
+            _softmax_rows(s, dt.type(scale), tk - tq, lse[bi, h0:h1])
+            np.matmul(s, v[bi, h0:h1], out=out[bi, h0:h1])
+    return out, lse
+
+
+def _rows(x: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """x (B, H, T, D) -> (rows, (sb, sh, st)) with x[b, h, t] == rows[b*sb + h*sh + t*st] and
+    rows a C-contiguous (N, D) view of x's memory: no copy for the layouts the model hands
+    over ((B, T, H, D) arrays with axes 1 and 2 swapped, KV-cache slices, contiguous arrays),
+    whose strides are multiples of a row. Anything else is copied first."""
+    isz, d = x.itemsize, x.shape[3]
+    row = d * isz  # bytes
+    strides = [st if size > 1 else 0 for st, size in zip(x.strides[:3], x.shape[:3])]
+    if (x.strides[3] == isz or d == 1) and all(st >= 0 and st % row == 0 for st in strides):
+        rs = tuple(st // row for st in strides)
+        n_rows = 1 + sum((size - 1) * r for size, r in zip(x.shape[:3], rs))
+        # every row lies within x's own span of memory, so the view reads nothing else
+        return np.lib.stride_tricks.as_strided(x, (n_rows, d), (row, isz)), rs
+    b, h, t, _ = x.shape
+    return np.ascontiguousarray(x).reshape(-1, d), (h * t, t, 1)
 
 
 def _supported(q, k, v, scale, *more) -> bool:
@@ -204,49 +453,18 @@ def _supported(q, k, v, scale, *more) -> bool:
     )
 
 
-def _tile_shape(h: int, tq: int, tk: int, itemsize: int) -> tuple[int, int]:
-    """(heads, queries) per tile: _BQ queries (fewer if Tq is smaller, or if _BQ rows of Tk
-    scores would not fit in _TILE_BYTES; at least one) of as many heads as fit."""
-    row = itemsize * tk
-    bq = max(1, min(_BQ, tq, _TILE_BYTES // row))
-    return max(1, min(h, _TILE_BYTES // (row * bq))), bq
-
-
-def _tiles(h: int, tq: int, nh: int, bq: int):
-    """Yield (h0, h1, q0, q1): heads h0 .. h1-1 x queries q0 .. q1-1."""
-    for h0 in range(0, h, nh):
-        for q0 in range(0, tq, bq):
-            yield h0, min(h, h0 + nh), q0, min(tq, q0 + bq)
-
-
-def _bthd(b: int, h: int, t: int, d: int, dtype) -> np.ndarray:
-    """A (B, H, T, D) view of a new C-contiguous (B, T, H, D) array: the layout the model
-    reshapes to (B, T, H * D) next, which then costs no copy."""
-    return np.empty((b, t, h, d), dtype).swapaxes(1, 2)
-
-
 def attention_forward_nb(q, k, v, scale: float):
     """Return (out (B, H, Tq, D), lse (B, H, Tq))."""
     if not _supported(q, k, v, scale):
         return attention_forward_ref(q, k, v, scale)
+    if q.shape[2] <= _FEW_QUERIES:
+        return _few_queries_forward(q, k, v, scale)
     b, h, tq, d = q.shape
-    tk = k.shape[2]
-    off = tk - tq  # query i sees keys 0 .. off + i
-    dt = q.dtype
-    scale = dt.type(scale)
-    out = _bthd(b, h, tq, d, dt)
-    lse = np.empty((b, h, tq), dt)
-    nh, bq = _tile_shape(h, tq, tk, dt.itemsize)
-    buf = np.empty(nh * bq * tk, dt)
-    for bi in range(b):
-        for h0, h1, q0, q1 in _tiles(h, tq, nh, bq):
-            kend = off + q1  # keys kend.. are hidden from every query of the tile
-            s = buf[: (h1 - h0) * (q1 - q0) * kend].reshape(h1 - h0, q1 - q0, kend)
-            np.matmul(q[bi, h0:h1, q0:q1], k[bi, h0:h1, :kend].swapaxes(1, 2), out=s)
-            softmax = _softmax_tile_par if s.size >= _PARALLEL_MIN else _softmax_tile_ser
-            softmax(s, scale, q0, off, lse[bi], h0)
-            np.matmul(s, v[bi, h0:h1, :kend], out=out[bi, h0:h1, q0:q1])
-    return out, lse
+    out = np.empty((b, tq, h, d), q.dtype)  # returned as a (B, H, Tq, D) view, see above
+    lse = np.empty((b, h, tq), q.dtype)
+    (qr, qs), (kr, ks), (vr, vs) = _rows(q), _rows(k), _rows(v)
+    _attn_fwd_kernel(qr, qs, kr, ks, vr, vs, k.shape[2], q.dtype.type(scale), out, lse)
+    return out.swapaxes(1, 2), lse
 
 
 def attention_backward_nb(dout, q, k, v, out, lse, scale: float):
@@ -256,40 +474,14 @@ def attention_backward_nb(dout, q, k, v, out, lse, scale: float):
         return attention_backward_ref(dout, q, k, v, out, lse, scale)
     b, h, tq, d = q.shape
     tk = k.shape[2]
-    off = tk - tq
-    dt = q.dtype
-    scale = dt.type(scale)
+    dq = np.empty((b * h, tq, d), q.dtype)
+    dk = np.empty((b * h, tk, d), q.dtype)
+    dv = np.empty((b * h, tk, d), q.dtype)
+    views = [_rows(x) for x in (dout, q, k, v, out)]
+    args = [a for rows_and_strides in views for a in rows_and_strides]
     lse = np.ascontiguousarray(lse)
-    delta = np.einsum("bhtd,bhtd->bht", dout, out)  # rowsum(dout * out) == rowsum(dp * p)
-    dq, dk, dv = _bthd(b, h, tq, d, dt), _bthd(b, h, tk, d, dt), _bthd(b, h, tk, d, dt)
-    nh, bq = _tile_shape(h, tq, tk, dt.itemsize)
-    buf_s, buf_dp = np.empty(nh * bq * tk, dt), np.empty(nh * bq * tk, dt)
-    buf_kv = np.empty((nh, tk, d), dt)
-    for bi in range(b):
-        # query tiles last to first: the last one sees every key and writes dk, dv whole,
-        # the earlier ones add to their first kend rows
-        for h0, h1, q0, q1 in reversed(list(_tiles(h, tq, nh, bq))):
-            kend = off + q1
-            n = (h1 - h0) * (q1 - q0) * kend
-            s = buf_s[:n].reshape(h1 - h0, q1 - q0, kend)
-            dp = buf_dp[:n].reshape(h1 - h0, q1 - q0, kend)
-            q_t, do_t = q[bi, h0:h1, q0:q1], dout[bi, h0:h1, q0:q1]  # the tile's queries
-            k_t, v_t = k[bi, h0:h1, :kend], v[bi, h0:h1, :kend]  # the keys they see
-            np.matmul(q_t, k_t.swapaxes(1, 2), out=s)
-            np.matmul(do_t, v_t.swapaxes(1, 2), out=dp)
-            grad = _softmax_grad_tile_par if n >= _PARALLEL_MIN else _softmax_grad_tile_ser
-            grad(s, dp, scale, q0, off, lse[bi], delta[bi], h0)  # s -> p, dp -> ds * scale
-            np.matmul(dp, k_t, out=dq[bi, h0:h1, q0:q1])  # dq = ds k * scale
-            if q1 == tq:
-                np.matmul(s.swapaxes(1, 2), do_t, out=dv[bi, h0:h1])  # dv = p^T dout
-                np.matmul(dp.swapaxes(1, 2), q_t, out=dk[bi, h0:h1])  # dk = ds^T q * scale
-            else:
-                tmp = buf_kv[: h1 - h0, :kend]
-                np.matmul(s.swapaxes(1, 2), do_t, out=tmp)
-                dv[bi, h0:h1, :kend] += tmp
-                np.matmul(dp.swapaxes(1, 2), q_t, out=tmp)
-                dk[bi, h0:h1, :kend] += tmp
-    return dq, dk, dv
+    _attn_bwd_kernel(*args, lse, q.dtype.type(scale), dq, dk, dv)
+    return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(k.shape)
 
 
 attention_forward = dispatch(attention_forward_ref, attention_forward_nb)
