@@ -452,7 +452,7 @@ for dt in (np.float32, np.float64):
     first("layernorm", lambda: layernorm.layernorm_backward_nb(d, x, w, mu, rs))
     first("gelu", lambda: gelu.gelu_forward_nb(x))
     first("gelu", lambda: gelu.gelu_backward_nb(d, x))
-    for tq, tk in ((3, 5), (128, 128)):  # serial kernels for small tiles, parallel ones
+    for tq, tk in ((3, 5), (128, 128)):  # the np.matmul path (few queries), fused kernels
         q, k, v, do = r(1, 2, tq, 4), r(1, 2, tk, 4), r(1, 2, tk, 4), r(1, 2, tq, 4)
         o, l = attention.attention_forward_ref(q, k, v, 0.5)
         first("attention", lambda: attention.attention_forward_nb(q, k, v, 0.5))
