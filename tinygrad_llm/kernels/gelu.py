@@ -54,8 +54,8 @@ PARALLEL_MIN = 1 << 14
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def _gelu(xi):
-    T = xi.dtype.type if hasattr(xi, "dtype") else type(xi)
+def _gelu(xi, T):
+    """gelu(xi) computed in the float type T (xi's dtype: constants do not upcast it)."""
     u = T(SQRT_2_OVER_PI) * (xi + T(GELU_C) * xi * xi * xi)
     return xi / (T(1.0) + fexp(T(-2.0) * u))
 
@@ -63,15 +63,17 @@ def _gelu(xi):
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
 def _gelu_fwd_kernel(x, y):
     """x (n,) float32|float64 contiguous -> y (n,) same dtype, written in place."""
+    T = x.dtype.type
     for i in prange(x.size):
-        y[i] = _gelu(x[i])
+        y[i] = _gelu(x[i], T)
 
 
 @njit(cache=True, fastmath=FASTMATH)
 def _gelu_fwd_serial(x, y):
     """_gelu_fwd_kernel without threads, for small inputs."""
+    T = x.dtype.type
     for i in range(x.size):
-        y[i] = _gelu(x[i])
+        y[i] = _gelu(x[i], T)
 
 
 @njit(cache=True, parallel=True, fastmath=FASTMATH)
