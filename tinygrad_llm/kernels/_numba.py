@@ -40,6 +40,16 @@ from numba.extending import intrinsic, overload
 # afn (approximate reciprocals / functions).
 FASTMATH = {"contract", "reassoc"}
 
+# Every kernel is compiled with these options (``@njit(**JIT)``, ``@njit(parallel=True, **JIT)``).
+# error_model="numpy": a float division by zero gives inf / NaN, as in NumPy (and so as in the
+# kernels' NumPy references), instead of raising ZeroDivisionError. Numba's default ("python")
+# puts a zero test and an exception exit around every division; in a non-parallel function
+# that branch stops LLVM from vectorising the loop around it. Measured: the GELU forward over
+# (1024, 3072) float32 took 9.4 ms with its division in a helper compiled the default way and
+# 1.3 ms with error_model="numpy" (17 ms vs 1.3 ms in a serial loop). Inside prange loops Numba
+# already uses the NumPy model.
+JIT = dict(cache=True, fastmath=FASTMATH, error_model="numpy")
+
 LOG2E = 1.4426950408889634
 # ln 2 split so that n * LN2_HI is exact for the n that occur (|n| < 2^9 for float32 exponent
 # range, |n| < 2^11 for float64).

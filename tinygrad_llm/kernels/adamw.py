@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit, prange
 
 from tinygrad_llm.kernels import dispatch
-from tinygrad_llm.kernels._numba import FASTMATH, same_float
+from tinygrad_llm.kernels._numba import JIT, same_float
 
 
 def adamw_step_ref(p, g, m, v, lr, beta1, beta2, eps, weight_decay, t) -> None:
@@ -34,7 +34,7 @@ def adamw_step_ref(p, g, m, v, lr, beta1, beta2, eps, weight_decay, t) -> None:
     p -= (lr * mhat / (np.sqrt(vhat) + eps)).astype(p.dtype, copy=False)
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(parallel=True, **JIT)
 def _adamw_kernel(p, g, m, v, coef):
     """p, g, m, v (n,) float32|float64 contiguous, one dtype; coef (9,) of that dtype:
     1 - lr weight_decay, beta1, 1 - beta1, beta2, 1 - beta2, 1 - beta1^t, 1 - beta2^t, lr,

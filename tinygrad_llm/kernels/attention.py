@@ -80,7 +80,7 @@ import numpy as np
 from numba import njit, prange
 
 from tinygrad_llm.kernels import dispatch
-from tinygrad_llm.kernels._numba import FASTMATH, fexp, same_float, vmax
+from tinygrad_llm.kernels._numba import JIT, fexp, same_float, vmax
 
 
 def _masked_scores(q, k, scale):
@@ -120,7 +120,7 @@ _FEW_QUERIES = 4  # forward with at most this many queries (decoding) takes the 
 _TILE_BYTES = 4 << 20  # np.matmul path: at most this many bytes of scores at a time
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(**JIT)
 def _abt(a, a0, ast, ak, b, b0, bst, bk, m, p, n, out, alpha, accumulate):
     """out[i, j] (+)= alpha * sum_{c < n} a[a0 + i ast, ak + c] * b[b0 + j bst, bk + c]
     for i < m, j < p.
@@ -223,7 +223,7 @@ def _abt(a, a0, ast, ak, b, b0, bst, bk, m, p, n, out, alpha, accumulate):
             j += 1
 
 
-@njit(cache=True)
+@njit(**JIT)
 def _padded(n):
     """A row length >= n for scratch arrays read or written a column at a time: an odd
     multiple of 16 elements, so that rows are not 4 KiB apart (n = 1024 float32 would be),
@@ -232,7 +232,7 @@ def _padded(n):
     return ((n + 15) // 16 | 1) * 16
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(**JIT)
 def _gather(x, r0, rs, n, dst):
     """dst[i] = x[r0 + i * rs] for i < n: rows of a row view (see _rows) into a C-contiguous
     block. _abt reading the strided rows in place instead was 30-40 % slower."""
@@ -240,7 +240,7 @@ def _gather(x, r0, rs, n, dst):
         dst[i] = x[r0 + i * rs]
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(**JIT)
 def _transpose_into(x, xt):
     """xt[c, i] = x[i, c] for x (n, d) and xt (d, >= n), both 2-D C-contiguous."""
     n, d = x.shape
@@ -250,7 +250,7 @@ def _transpose_into(x, xt):
             xt[c, i] = xi[c]
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(parallel=True, **JIT)
 def _attn_fwd_kernel(q, qs, k, ks, v, vs, tk, scale, out, lse):
     """Row views (see _rows) q, k, v of (B, H, Tq, D), (B, H, Tk, D), (B, H, Tk, D) arrays
     with their row strides qs, ks, vs; scale of their dtype -> out (B, Tq, H, D) and
@@ -297,7 +297,7 @@ def _attn_fwd_kernel(q, qs, k, ks, v, vs, tk, scale, out, lse):
                     oi[c] = acc[i, c] * rinv[i]
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(parallel=True, **JIT)
 def _attn_bwd_kernel(dout, dos, q, qs, k, ks, v, vs, out, os, lse, scale, dq, dk, dv):
     """Row views dout, q, out of (B, H, Tq, D) arrays and k, v of (B, H, Tk, D) arrays with
     their row strides; lse (B, H, Tq) C-contiguous; scale of their dtype -> dq (B*H, Tq, D),
@@ -370,7 +370,7 @@ def _attn_bwd_kernel(dout, dos, q, qs, k, ks, v, vs, out, os, lse, scale, dq, dk
                 _abt(dp, 0, 1, 0, kt, 0, 1, k0, nq, d, nk, dqh[q0:], one, True)  # dq += dS K
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(**JIT)
 def _softmax_rows(s, scale, off, lse):
     """s (n, r, tk): raw scores q k^T of n heads x r queries against all keys (query i sees
     keys 0 .. off + i) -> in place p = softmax(s * scale) over the visible keys, 0 past them;

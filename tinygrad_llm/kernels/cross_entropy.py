@@ -29,7 +29,7 @@ import numpy as np
 from numba import njit, prange
 
 from tinygrad_llm.kernels import dispatch
-from tinygrad_llm.kernels._numba import FASTMATH, fexp, same_float, vmax
+from tinygrad_llm.kernels._numba import JIT, fexp, same_float, vmax
 
 
 def cross_entropy_forward_ref(logits: np.ndarray, targets: np.ndarray, ignore_index: int):
@@ -51,7 +51,7 @@ def cross_entropy_backward_ref(dout, logits, targets, lse, ignore_index: int) ->
     return p
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(parallel=True, **JIT)
 def _ce_fwd_kernel(logits, targets, ignore_index, lse, rowloss):
     """logits (N, V) float32|float64 C-contiguous, targets (N,) int64 (kept ones in [0, V)),
     ignore_index int64 -> lse (N,) and rowloss (N,) of logits.dtype, written in place
@@ -71,7 +71,7 @@ def _ce_fwd_kernel(logits, targets, ignore_index, lse, rowloss):
         rowloss[i] = xi.dtype.type(0.0) if t == ignore_index else li - xi[t]
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(parallel=True, **JIT)
 def _ce_bwd_kernel(logits, targets, lse, ignore_index, scale, dlogits):
     """logits (N, V) float32|float64 C-contiguous, targets (N,) int64, lse (N,) and scale
     (0-d: dout / n_kept) of logits.dtype -> dlogits (N, V), written in place."""

@@ -18,7 +18,7 @@ import numpy as np
 from numba import njit, prange
 
 from tinygrad_llm.kernels import dispatch
-from tinygrad_llm.kernels._numba import same_float
+from tinygrad_llm.kernels._numba import JIT, same_float
 
 _BLOCK = 64  # columns per parallel task: 256 contiguous bytes per row in float32
 
@@ -30,7 +30,7 @@ def embedding_backward_ref(dout: np.ndarray, ids: np.ndarray, num_embeddings: in
     return dw
 
 
-@njit(cache=True, parallel=True)
+@njit(parallel=True, **JIT)
 def _embedding_bwd_kernel(dout, ids, dw):
     """dout (N, C) float32|float64 C-contiguous, ids (N,) int64 in [0, V) -> adds into
     dw (V, C) of dout.dtype (zeroed by the caller)."""

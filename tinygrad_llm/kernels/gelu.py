@@ -27,7 +27,7 @@ import numpy as np
 from numba import njit, prange
 
 from tinygrad_llm.kernels import dispatch
-from tinygrad_llm.kernels._numba import FASTMATH, fexp, same_float
+from tinygrad_llm.kernels._numba import JIT, fexp, same_float
 
 SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 GELU_C = 0.044715
@@ -53,14 +53,14 @@ def gelu_backward_ref(dout: np.ndarray, x: np.ndarray) -> np.ndarray:
 PARALLEL_MIN = 1 << 14
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(**JIT)
 def _gelu(xi, T):
     """gelu(xi) computed in the float type T (xi's dtype: constants do not upcast it)."""
     u = T(SQRT_2_OVER_PI) * (xi + T(GELU_C) * xi * xi * xi)
     return xi / (T(1.0) + fexp(T(-2.0) * u))
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(parallel=True, **JIT)
 def _gelu_fwd_kernel(x, y):
     """x (n,) float32|float64 contiguous -> y (n,) same dtype, written in place."""
     T = x.dtype.type
@@ -68,7 +68,7 @@ def _gelu_fwd_kernel(x, y):
         y[i] = _gelu(x[i], T)
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(**JIT)
 def _gelu_fwd_serial(x, y):
     """_gelu_fwd_kernel without threads, for small inputs."""
     T = x.dtype.type
@@ -76,7 +76,7 @@ def _gelu_fwd_serial(x, y):
         y[i] = _gelu(x[i], T)
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(parallel=True, **JIT)
 def _gelu_bwd_kernel(dout, x, dx):
     """dout, x (n,) float32|float64 contiguous, one dtype -> dx (n,), written in place."""
     T = x.dtype.type

@@ -30,7 +30,7 @@ import numpy as np
 from numba import njit, prange
 
 from tinygrad_llm.kernels import dispatch
-from tinygrad_llm.kernels._numba import FASTMATH, same_float
+from tinygrad_llm.kernels._numba import JIT, same_float
 
 _CHUNKS = 16  # row chunks of the backward; partial sums cost _CHUNKS * C float64
 
@@ -62,7 +62,7 @@ def layernorm_backward_ref(dout, x, w, mean, rstd):
 PARALLEL_MIN = 1 << 14
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(**JIT)
 def _ln_fwd_row(xi, w, b, eps, oi):
     """One row: oi = (xi - mean) * rstd * w + b; returns (mean, rstd) as float64."""
     c = xi.shape[0]
@@ -83,7 +83,7 @@ def _ln_fwd_row(xi, w, b, eps, oi):
     return mu, rs
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(parallel=True, **JIT)
 def _ln_fwd_kernel(x, w, b, eps, out, mean, rstd):
     """x (N, C), w, b (C,) float32|float64 C-contiguous, one dtype; eps float64 ->
     out (N, C), mean (N,), rstd (N,) of x.dtype, written in place."""
@@ -93,7 +93,7 @@ def _ln_fwd_kernel(x, w, b, eps, out, mean, rstd):
         rstd[i] = rs
 
 
-@njit(cache=True, fastmath=FASTMATH)
+@njit(**JIT)
 def _ln_fwd_serial(x, w, b, eps, out, mean, rstd):
     """_ln_fwd_kernel without threads, for a few rows (decoding: one row per token)."""
     for i in range(x.shape[0]):
@@ -102,7 +102,7 @@ def _ln_fwd_serial(x, w, b, eps, out, mean, rstd):
         rstd[i] = rs
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(parallel=True, **JIT)
 def _ln_bwd_kernel(dout, x, w, mean, rstd, dx, dw_part, db_part):
     """dout, x (N, C), w (C,), mean, rstd (N,) float32|float64 C-contiguous, one dtype ->
     dx (N, C) of that dtype; dw_part, db_part (K, C) float64 partial sums of chunk k."""

@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit, prange
 
 from tinygrad_llm.kernels import dispatch
-from tinygrad_llm.kernels._numba import FASTMATH, fexp, same_float
+from tinygrad_llm.kernels._numba import JIT, fexp, same_float
 from tinygrad_llm.kernels.cross_entropy import (
     _ce_fwd_kernel,
     _targets,
@@ -69,7 +69,7 @@ def linear_cross_entropy_ref(x, w, b, targets, ignore_index: int, need=ALL,
     return loss, dx, dw, db
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(parallel=True, **JIT)
 def _softmax_scaled_kernel(s, lse, scale):
     """s (R, V) logits -> exp(s - lse_r) * scale_r, in place; lse, scale (R,); one float
     dtype, C-contiguous."""

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from tinygrad_llm.kernels import dispatch
-from tinygrad_llm.kernels._numba import FASTMATH, as_rows, fexp, same_float, vmax
+from tinygrad_llm.kernels._numba import JIT, as_rows, fexp, same_float, vmax
 
 
 def softmax_forward_ref(x: np.ndarray) -> np.ndarray:
@@ -35,7 +35,7 @@ def softmax_backward_ref(dout: np.ndarray, y: np.ndarray) -> np.ndarray:
     return y * (dout - (dout * y).sum(axis=-1, keepdims=True))
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(parallel=True, **JIT)
 def _softmax_fwd_kernel(x, out):
     """x (N, C) float32|float64 C-contiguous -> out (N, C) same dtype, written in place."""
     n, c = x.shape
@@ -55,7 +55,7 @@ def _softmax_fwd_kernel(x, out):
             oi[j] *= r
 
 
-@njit(cache=True, parallel=True, fastmath=FASTMATH)
+@njit(parallel=True, **JIT)
 def _softmax_bwd_kernel(dout, y, dx):
     """dout, y (N, C) float32|float64 C-contiguous, same dtype -> dx (N, C), in place."""
     n, c = y.shape
