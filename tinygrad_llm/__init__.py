@@ -4,17 +4,12 @@ A NumPy reverse-mode autograd engine (``Tensor``) with Numba kernels for the hot
 and on top of it the pipeline of "Build a Large Language Model (From Scratch)".
 """
 
-import os as _os
-import sys as _sys
+from tinygrad_llm import runtime as _runtime
 
-# OpenBLAS's worker threads spin for about 0.1 s after every GEMM before they sleep. A
-# training step alternates GEMMs with parallel Numba kernels on the same cores, so each
-# kernel would share a core with a spinning BLAS thread. With a timeout of 2^4 cycles they
-# sleep at once (waking them costs microseconds per GEMM). OpenBLAS reads the variable when
-# NumPy loads it, so this only works when tinygrad_llm is imported before NumPy (the CLI
-# does); an explicit setting in the environment wins. See benchmarks/bench_train.py.
-if "numpy" not in _sys.modules:
-    _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+# before NumPy loads: OpenBLAS threads that sleep at once, malloc that keeps freed memory (see
+# tinygrad_llm/runtime.py for why and the measurements)
+_runtime.set_openblas_timeout()
+_runtime.keep_heap()
 
 from tinygrad_llm.tensor import (  # noqa: F401,E402  (the tensor module must be imported first)
     AnomalyError,
