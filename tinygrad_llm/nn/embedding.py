@@ -11,7 +11,7 @@ import numpy as np
 
 from tinygrad_llm import functional as F
 from tinygrad_llm.nn.module import Module, Parameter
-from tinygrad_llm.random import get_rng
+from tinygrad_llm.random import normal
 from tinygrad_llm.tensor import Tensor
 
 
@@ -24,7 +24,7 @@ class Embedding(Module):
             if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n <= 0:
                 raise ValueError(f"Embedding: {name} must be a positive int, got {n!r}")
         self.num_embeddings, self.embedding_dim = int(num_embeddings), int(embedding_dim)
-        self.weight = Parameter(get_rng().standard_normal((num_embeddings, embedding_dim)))
+        self.weight = Parameter(normal(1.0, (num_embeddings, embedding_dim)))
 
     def forward(self, ids) -> Tensor:
         return F.embedding(ids, self.weight)  # (..., C); an id >= V raises, naming V

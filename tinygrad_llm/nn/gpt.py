@@ -44,7 +44,7 @@ from tinygrad_llm.nn.linear import Linear
 from tinygrad_llm.nn.module import Module, Sequential
 from tinygrad_llm.nn.norm import LayerNorm
 from tinygrad_llm.nn.transformer import TransformerBlock
-from tinygrad_llm.random import get_rng
+from tinygrad_llm.random import normal
 from tinygrad_llm.tensor import ShapeError, Tensor, no_grad
 
 # the projections whose output is added onto the residual stream (GPT-2 scales their init)
@@ -93,16 +93,14 @@ class GPTModel(Module):
         self.drop_emb = Dropout(cfg.drop_rate)
         self.trf_blocks = Sequential(*[TransformerBlock(cfg) for _ in range(cfg.n_layers)])
         self.final_norm = LayerNorm(cfg.emb_dim)
-        self.out_head = Linear(cfg.emb_dim, cfg.vocab_size, bias=False)  # weight (V, C)
-        if cfg.tie_weights:
-            # Embedding (V, C) and Linear weight (out=V, in=C) have the same layout
-            self.out_head.weight = self.tok_emb.weight
+        # weight (V, C); tied: the token embedding's (V, C) table, the same layout
+        self.out_head = Linear(cfg.emb_dim, cfg.vocab_size, bias=False,
+                               weight=self.tok_emb.weight if cfg.tie_weights else None)
         if cfg.init == "gpt2":
             self._init_gpt2()
 
     def _init_gpt2(self) -> None:
         """Redraw the weights with GPT-2's scheme (see the module docstring)."""
-        rng = get_rng()
         std = 0.02
         resid_std = std / math.sqrt(2 * self.cfg.n_layers)
         for name, p in self.named_parameters():
@@ -111,9 +109,9 @@ class GPTModel(Module):
             if p.ndim == 1:
                 p.data[...] = 0.0  # biases
             elif name.endswith(_RESIDUAL_PROJECTIONS):
-                p.data[...] = rng.normal(0.0, resid_std, p.shape)
+                p.data[...] = normal(resid_std, p.shape)
             else:
-                p.data[...] = rng.normal(0.0, std, p.shape)  # Linear weights, embeddings
+                p.data[...] = normal(std, p.shape)  # Linear weights, embeddings
 
     # -- forward ---------------------------------------------------------------------------
     def forward(self, in_idx, kv_cache: KVCache | None = None, last_only: bool = False) -> Tensor:
