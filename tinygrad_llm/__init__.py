@@ -11,21 +11,22 @@ from tinygrad_llm import runtime as _runtime
 _runtime.set_openblas_timeout()
 _runtime.keep_heap()
 
-from tinygrad_llm.tensor import (  # noqa: F401,E402  (the tensor module must be imported first)
+# the tensor module must be imported first (it imports the ops, which import it back)
+from tinygrad_llm.tensor import ShapeError, Tensor  # noqa: F401,E402
+from tinygrad_llm.switches import (  # noqa: F401,E402
     AnomalyError,
-    BackwardStep,
-    ShapeError,
-    Tensor,
-    cat,
-    concatenate,
     default_dtype,
     detect_anomaly,
     get_default_dtype,
     is_grad_enabled,
     no_grad,
+    set_default_dtype,
+)
+from tinygrad_llm.creation import (  # noqa: F401,E402
+    cat,
+    concatenate,
     ones,
     randn,
-    set_default_dtype,
     split,
     stack,
     tensor,
@@ -34,6 +35,7 @@ from tinygrad_llm.tensor import (  # noqa: F401,E402  (the tensor module must be
     where,
     zeros,
 )
+from tinygrad_llm.autograd.trace import BackwardStep  # noqa: F401,E402
 from tinygrad_llm.function import Function  # noqa: F401,E402
 from tinygrad_llm import functional  # noqa: F401,E402
 from tinygrad_llm.kernels import get_backend, set_backend, use_backend  # noqa: F401,E402

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_llm.tensor import STATE, AnomalyError, Tensor
+from tinygrad_llm.switches import STATE, AnomalyError
+from tinygrad_llm.tensor import Tensor
 
 
 class Function:

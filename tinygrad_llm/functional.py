@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 
 from tinygrad_llm.ops import nn_ops
-from tinygrad_llm.tensor import Tensor, cat, split, stack, where  # noqa: F401
+from tinygrad_llm.creation import cat, split, stack, where  # noqa: F401
+from tinygrad_llm.tensor import Tensor
 
 
 def _as_int_array(x) -> np.ndarray:

@@ -20,7 +20,7 @@ import copy
 
 import numpy as np
 
-from tinygrad_llm.tensor import get_default_dtype
+from tinygrad_llm.switches import get_default_dtype
 
 _rng: np.random.Generator = np.random.default_rng()
 

@@ -13,96 +13,33 @@ Conventions (as in PyTorch):
   are dropped unless ``retain_grad()`` was called;
 - the graph is freed by ``backward()``; a second backward through it raises, unless the
   first one was given ``retain_graph=True``.
+
+Beside this file: ``switches.py`` holds no_grad(), the default dtype and detect_anomaly()
+(imported here, so ``from tinygrad_llm.tensor import no_grad`` works too);
+``creation.py`` the constructors and multi-tensor ops (zeros, randn, cat, stack, split,
+where, the masks); ``autograd/trace.py`` the BackwardStep that backward_steps() yields.
 """
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from collections.abc import Iterator
 
 import numpy as np
 
-# ---------------------------------------------------------------------------------------
-# Global switches: gradient recording, default float dtype, anomaly detection.
-
-
-class _State:
-    grad_enabled = True
-    default_dtype = np.dtype(np.float32)
-    detect_anomaly = False
-    trace = os.environ.get("TINYGRAD_LLM_TRACE", "") not in ("", "0")
-
-
-STATE = _State()
-
-
-class no_grad:
-    """Context manager (and decorator) that stops ops from recording a graph."""
-
-    def __enter__(self):
-        self.previous, STATE.grad_enabled = STATE.grad_enabled, False
-
-    def __exit__(self, *exc):
-        STATE.grad_enabled = self.previous
-
-    def __call__(self, func):
-        def wrapper(*args, **kwargs):
-            with no_grad():
-                return func(*args, **kwargs)
-
-        wrapper.__name__, wrapper.__doc__ = func.__name__, func.__doc__
-        return wrapper
-
-
-def is_grad_enabled() -> bool:
-    return STATE.grad_enabled
-
-
-def _float_dtype(dtype) -> np.dtype:
-    dt = np.dtype(dtype)
-    if dt not in (np.float32, np.float64):
-        raise TypeError(f"dtype: got {dt}; expected float32 or float64")
-    return dt
-
-
-def set_default_dtype(dtype) -> None:
-    """Set the float dtype that new tensors get when none is given."""
-    STATE.default_dtype = _float_dtype(dtype)
-
-
-def get_default_dtype() -> np.dtype:
-    return STATE.default_dtype
-
-
-@contextmanager
-def default_dtype(dtype) -> Iterator[None]:
-    """Create float tensors in ``dtype`` inside the block (e.g. float64 for gradcheck)."""
-    previous = STATE.default_dtype
-    STATE.default_dtype = _float_dtype(dtype)
-    try:
-        yield
-    finally:
-        STATE.default_dtype = previous
-
-
-@contextmanager
-def detect_anomaly() -> Iterator[None]:
-    """Raise, naming the op, as soon as a forward or backward produces NaN or Inf."""
-    previous, STATE.detect_anomaly = STATE.detect_anomaly, True
-    try:
-        yield
-    finally:
-        STATE.detect_anomaly = previous
+from tinygrad_llm.switches import (  # noqa: F401  (the rest re-exported for importers)
+    STATE,
+    AnomalyError,
+    default_dtype,
+    detect_anomaly,
+    get_default_dtype,
+    is_grad_enabled,
+    no_grad,
+    set_default_dtype,
+)
 
 
 class ShapeError(ValueError):
     """Shapes that do not fit together; the message names both and the fix."""
-
-
-class AnomalyError(FloatingPointError):
-    """Raised under detect_anomaly() when an op produces NaN or Inf."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -541,150 +478,12 @@ def _raw_index(index):
     return _raw(index)
 
 
-# ---------------------------------------------------------------------------------------
-# One backward step, for learners
-
-
-@dataclass
-class BackwardStep:
-    """What one op did during backward: its output, the gradient it got, the ones it gave."""
-
-    index: int
-    op_class: type
-    inputs: tuple
-    out: Tensor
-    dout: np.ndarray
-    grads: tuple = field(default_factory=tuple)
-
-    @property
-    def op(self) -> str:
-        return self.op_class.__name__
-
-    def input_names(self) -> list[str]:
-        return [p.name or f"input{i}" for i, p in enumerate(self.inputs)]
-
-    def line(self) -> str:
-        """One line: index, op, output, shapes and max |grad| per input."""
-        parts = []
-        for name, g in zip(self.input_names(), self.grads):
-            if g is None:
-                parts.append(f"{name}: -")
-            else:
-                parts.append(f"{name}: {tuple(g.shape)} max|g|={np.abs(g).max(initial=0):.3g}")
-        out = self.out.name or "out"
-        return f"[{self.index:3d}] {self.op:<20s} {out} {tuple(self.dout.shape)} -> " + ", ".join(
-            parts
-        )
-
-    def explain(self) -> str:
-        """The op's formula (its docstring) and, for small arrays, the values."""
-        doc = (self.op_class.__doc__ or "").strip()
-        lines = [f"step {self.index}: {self.op}", doc, f"dout =\n{_small(self.dout)}"]
-        for name, g in zip(self.input_names(), self.grads):
-            lines.append(f"d{name} =\n{_small(g)}" if g is not None else f"d{name} = None")
-        return "\n".join(lines)
-
-    def __repr__(self) -> str:
-        grads = {n: (None if g is None else tuple(g.shape))
-                 for n, g in zip(self.input_names(), self.grads)}
-        return (f"BackwardStep(index={self.index}, op={self.op!r}, out={self.out.name!r}, "
-                f"dout={tuple(self.dout.shape)}, grads={grads})")
-
-
-def _small(a) -> str:
-    if a is None:
-        return "None"
-    a = np.asarray(a)
-    if a.size <= 16:
-        return np.array2string(a, precision=4, suppress_small=True)
-    return f"<array {a.shape}, mean {a.mean():.4g}, max|.| {np.abs(a).max():.4g}>"
-
-
-# ---------------------------------------------------------------------------------------
-# Creation helpers and multi-tensor ops
-
-
-def tensor(data, requires_grad: bool = False, dtype=None) -> Tensor:
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
-
-
-def _shape_arg(shape: tuple) -> tuple[int, ...]:
-    """zeros(2, 3) and zeros((2, 3)) alike, as for reshape()."""
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        return tuple(shape[0])
-    return shape
-
-
-def zeros(*shape, requires_grad: bool = False, dtype=None) -> Tensor:
-    dt = dtype or STATE.default_dtype
-    return Tensor(np.zeros(_shape_arg(shape), dt), requires_grad=requires_grad, dtype=dt)
-
-
-def ones(*shape, requires_grad: bool = False, dtype=None) -> Tensor:
-    dt = dtype or STATE.default_dtype
-    return Tensor(np.ones(_shape_arg(shape), dt), requires_grad=requires_grad, dtype=dt)
-
-
-def randn(*shape, requires_grad: bool = False, dtype=None, rng=None) -> Tensor:
-    rng = rng if rng is not None else np.random.default_rng()
-    dt = dtype or STATE.default_dtype
-    data = rng.standard_normal(_shape_arg(shape)).astype(dt)
-    return Tensor(data, requires_grad=requires_grad, dtype=dt)
-
-
-def _as_tensors(items) -> list[Tensor]:
-    """Arrays among Tensors become constant Tensors (of the first Tensor's float dtype), so
-    that an op's parents are exactly its inputs and backward returns one gradient each."""
-    items = list(items)
-    like = next((t for t in items if isinstance(t, Tensor)), None)
-    return [like._other(t) if like is not None else Tensor(t) for t in items]
-
-
-def cat(tensors, axis: int = 0) -> Tensor:
-    """Concatenate tensors along an existing axis."""
-    return _mv.Concatenate.apply(*_as_tensors(tensors), axis=axis)
-
-
-concatenate = cat
-
-
-def stack(tensors, axis: int = 0) -> Tensor:
-    """Stack tensors of equal shape along a new axis."""
-    return _mv.Stack.apply(*_as_tensors(tensors), axis=axis)
-
-
-def split(x: Tensor, split_size: int, axis: int = -1) -> list[Tensor]:
-    """Chunks of ``split_size`` along ``axis``; each chunk is a slice of x."""
-    if split_size <= 0:
-        raise ValueError(f"split: split_size must be positive, got {split_size}")
-    axis = axis % x.ndim
-    n = x.shape[axis]
-    out = []
-    for start in range(0, n, split_size):
-        index = (slice(None),) * axis + (slice(start, min(start + split_size, n)),)
-        out.append(x[index])
-    return out
-
-
-def where(cond, a, b) -> Tensor:
-    """Elementwise ``a`` where cond is True else ``b`` (a and b broadcast with cond)."""
-    like = a if isinstance(a, Tensor) else b if isinstance(b, Tensor) else Tensor(a)
-    return _ew.Where.apply(np.asarray(_raw(cond), dtype=bool), like._other(a), like._other(b))
-
-
-def triu_mask(n: int, m: int | None = None, k: int = 1) -> np.ndarray:
-    """Boolean (n, m) mask, True on and above diagonal k (k=1: the causal 'future' mask)."""
-    return np.triu(np.ones((n, n if m is None else m), dtype=bool), k=k)
-
-
-def tril_mask(n: int, m: int | None = None, k: int = 0) -> np.ndarray:
-    """Boolean (n, m) mask, True on and below diagonal k."""
-    return np.tril(np.ones((n, n if m is None else m), dtype=bool), k=k)
-
-
-# The ops import Tensor from this module, so they are imported after it is defined.
+# The ops, the creation helpers and BackwardStep import Tensor from this module, so they
+# are imported after it is defined.
 from tinygrad_llm.ops import elementwise as _ew  # noqa: E402
 from tinygrad_llm.ops import matmul as _mm  # noqa: E402
 from tinygrad_llm.ops import movement as _mv  # noqa: E402
 from tinygrad_llm.ops import nn_ops as _nn  # noqa: E402
 from tinygrad_llm.ops import reduce as _red  # noqa: E402
+from tinygrad_llm.autograd.trace import BackwardStep  # noqa: E402
+from tinygrad_llm.creation import split  # noqa: E402

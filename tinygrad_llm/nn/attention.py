@@ -37,19 +37,12 @@ import math
 import numpy as np
 
 from tinygrad_llm import functional as F
+from tinygrad_llm.creation import cat, stack, triu_mask
 from tinygrad_llm.nn.dropout import Dropout
 from tinygrad_llm.nn.linear import Linear
 from tinygrad_llm.nn.module import Module, ModuleList, Parameter
 from tinygrad_llm.random import get_rng
-from tinygrad_llm.tensor import (
-    ShapeError,
-    Tensor,
-    cat,
-    get_default_dtype,
-    no_grad,
-    stack,
-    triu_mask,
-)
+from tinygrad_llm.tensor import ShapeError, Tensor, get_default_dtype, no_grad
 
 
 def _as_tensor(x) -> Tensor:
