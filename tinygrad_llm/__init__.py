@@ -44,16 +44,16 @@ from tinygrad_llm.autograd import GradcheckError, gradcheck, print_backward, to_
 __version__ = "0.1.0"
 
 # -- the model layer and generation (chapters 3-5): nn, GPTModel, generate -----------------
-from tinygrad_llm import nn  # noqa: F401
-from tinygrad_llm.config import PRESETS, GPTConfig  # noqa: F401
-from tinygrad_llm.generate import (  # noqa: F401
+from tinygrad_llm import nn  # noqa: F401,E402
+from tinygrad_llm.config import PRESETS, GPTConfig  # noqa: F401,E402
+from tinygrad_llm.generate import (  # noqa: F401,E402
     generate,
     generate_stream,
     generate_text_simple,
     text_to_token_ids,
     token_ids_to_text,
 )
-from tinygrad_llm.nn import (  # noqa: F401
+from tinygrad_llm.nn import (  # noqa: F401,E402
     GELU,
     CausalAttention,
     Dropout,
@@ -74,7 +74,7 @@ from tinygrad_llm.nn import (  # noqa: F401
     TransformerBlock,
     simple_self_attention,
 )
-from tinygrad_llm.random import get_rng, get_rng_state, manual_seed, set_rng_state  # noqa: F401
+from tinygrad_llm.random import get_rng, get_rng_state, manual_seed, set_rng_state  # noqa: F401,E402
 
 # -- fine-tuning (appendix E, chapter 6): LoRA and the classification head; the loops,
 # instruction tools and judges are in tinygrad_llm.finetune ----------------------------------

@@ -34,7 +34,8 @@ def _run(env_extra: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc settings: Linux only")
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="glibc malloc settings: Linux only")
 def test_freed_activations_are_reused_without_page_faults():
     kept = _run({})
     default = _run({"TINYGRAD_LLM_KEEP_HEAP": "0"})

@@ -2,8 +2,9 @@
 
 Initialisation is PyTorch's default for ``nn.Linear`` (kaiming-uniform with a = sqrt(5),
 which works out to): W and b ~ U(-1/sqrt(in), 1/sqrt(in)), drawn from
-``tinygrad_llm.random.get_rng()`` (in the default float dtype). So after ``manual_seed`` the numbers are reproducible,
-and of the same scale as the book's PyTorch layers (not the same values: another RNG).
+``tinygrad_llm.random.get_rng()`` in the default float dtype. So after ``manual_seed`` the
+numbers are reproducible, and of the same scale as the book's PyTorch layers (not the same
+values: another RNG).
 """
 
 from __future__ import annotations
