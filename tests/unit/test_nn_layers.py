@@ -41,6 +41,20 @@ def test_linear_init_matches_pytorch_default_bounds():
     assert abs(lin.weight.data.var() - bound**2 / 3) < 0.05 * bound**2 / 3
 
 
+def test_init_draws_in_the_default_dtype_and_can_share_a_weight():
+    from tinygrad_llm import default_dtype
+
+    with default_dtype(np.float64):
+        lin = nn.Linear(6, 4)
+        emb = nn.Embedding(10, 6)
+    assert lin.weight.dtype == lin.bias.dtype == emb.weight.dtype == np.float64
+    assert nn.Linear(6, 4).weight.dtype == np.float32
+    head = nn.Linear(6, 10, bias=False, weight=emb.weight)  # tying: no table of its own
+    assert head.weight is emb.weight and [p is emb.weight for p in head.parameters()] == [True]
+    with pytest.raises(ValueError, match=r"weight has shape \(10, 6\), expected"):
+        nn.Linear(10, 6, weight=emb.weight)  # (out, in) = (6, 10) needed
+
+
 def test_init_is_reproducible_with_manual_seed():
     manual_seed(42)
     a = nn.Linear(4, 4)
