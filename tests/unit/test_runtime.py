@@ -1,6 +1,7 @@
 """The process settings of tinygrad_llm/runtime.py, each checked in a fresh interpreter."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -24,8 +25,6 @@ print(json.dumps({"faults": faults, "timeout": os.environ.get("OPENBLAS_THREAD_T
 
 
 def _run(env_extra: dict) -> dict:
-    import os
-
     env = {k: v for k, v in os.environ.items()
            if k not in ("OPENBLAS_THREAD_TIMEOUT", "TINYGRAD_LLM_KEEP_HEAP",
                         "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")}

@@ -41,7 +41,7 @@ from tinygrad_llm.creation import cat, stack, triu_mask
 from tinygrad_llm.nn.dropout import Dropout
 from tinygrad_llm.nn.linear import Linear
 from tinygrad_llm.nn.module import Module, ModuleList, Parameter
-from tinygrad_llm.random import get_rng
+from tinygrad_llm.random import uniform
 from tinygrad_llm.tensor import ShapeError, Tensor, get_default_dtype, no_grad
 
 
@@ -82,10 +82,9 @@ class SelfAttention_v1(Module):
 
     def __init__(self, d_in: int, d_out: int) -> None:
         super().__init__()
-        rng = get_rng()
-        self.W_query = Parameter(rng.random((d_in, d_out)))  # (d_in, d_out)
-        self.W_key = Parameter(rng.random((d_in, d_out)))  # (d_in, d_out)
-        self.W_value = Parameter(rng.random((d_in, d_out)))  # (d_in, d_out)
+        self.W_query = Parameter(uniform(0.0, 1.0, (d_in, d_out)))  # (d_in, d_out)
+        self.W_key = Parameter(uniform(0.0, 1.0, (d_in, d_out)))  # (d_in, d_out)
+        self.W_value = Parameter(uniform(0.0, 1.0, (d_in, d_out)))  # (d_in, d_out)
 
     def attention_weights(self, x: Tensor) -> Tensor:
         """softmax(q k^T / sqrt(d_k)): (..., T, T), row i = token i's weights."""

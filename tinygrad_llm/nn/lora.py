@@ -31,7 +31,7 @@ import numpy as np
 
 from tinygrad_llm.nn.linear import Linear
 from tinygrad_llm.nn.module import Module, Parameter
-from tinygrad_llm.random import get_rng, get_rng_state, set_rng_state
+from tinygrad_llm.random import get_rng_state, set_rng_state, uniform
 from tinygrad_llm.tensor import Tensor, default_dtype, get_default_dtype
 
 LORA_FORMAT = "tinygrad-llm-lora-v1"
@@ -71,7 +71,7 @@ class LoRALayer(Module):
         dtype = np.dtype(dtype) if dtype is not None else get_default_dtype()
         bound = 1.0 / math.sqrt(self.rank)  # kaiming_uniform_(a=sqrt(5)) with fan_in = rank
         with default_dtype(dtype):  # a Parameter takes the default dtype
-            self.A = Parameter(get_rng().uniform(-bound, bound, (in_dim, self.rank)))
+            self.A = Parameter(uniform(-bound, bound, (in_dim, self.rank)))
             self.B = Parameter(np.zeros((self.rank, out_dim)))
 
     @property
