@@ -74,6 +74,17 @@ def median_times_interleaved(fn_a, fn_b, repeats: int, warmup: int = 2) -> tuple
     return float(np.median(times_a)), float(np.median(times_b))
 
 
+def without_blas(fn, *args):
+    """fn(*args) with the attention kernels' block products in plain Numba."""
+    from tinygrad_llm.kernels import attention
+
+    saved, attention.USE_BLAS = attention.USE_BLAS, False
+    try:
+        return fn(*args)
+    finally:
+        attention.USE_BLAS = saved
+
+
 def kernel_cases(dtype, rng, long_attention: bool):
     """(name, nb callable, ref callable, repeats) at GPT-2 small shapes."""
     from tinygrad_llm.kernels import adamw, attention, cross_entropy, embedding, gelu
@@ -218,6 +229,24 @@ def kernel_cases(dtype, rng, long_attention: bool):
                 reps,
             )
         )
+        # the same kernels with their block products in plain Numba (NumPy builds without
+        # OpenBLAS), to compare with the rows above
+        cases.append(
+            (
+                f"attention fwd ({bsz},{H},{t_len},{D}) plain Numba",
+                lambda a=qkv, s=scale: without_blas(attention.attention_forward_nb, *a, s),
+                lambda a=qkv, s=scale: attention.attention_forward_ref(*a, s),
+                reps,
+            )
+        )
+        cases.append(
+            (
+                f"attention bwd ({bsz},{H},{t_len},{D}) plain Numba",
+                lambda a=grads, s=scale: without_blas(attention.attention_backward_nb, *a, s),
+                lambda a=grads, s=scale: attention.attention_backward_ref(*a, s),
+                reps,
+            )
+        )
     # (c): each version reads its own cache, so that neither finds the other's keys in L3
     q1 = np.swapaxes(randn(1, 1, H, D), 1, 2)
     caches = (randn(2, 1, H, 1024, D), randn(2, 1, H, 1024, D))  # (k|v, B, H, capacity, D)
@@ -258,7 +287,7 @@ def bench_kernels(dtype, quick: bool) -> list[dict]:
     rng = np.random.default_rng(0)
     rows = []
     print(f"\n== kernels, {np.dtype(dtype).name}: median ms over N runs (2 warm-up calls)")
-    print(f"{'kernel':40s} {'N':>3s} {'numba ms':>10s} {'numpy ms':>10s} {'numpy/numba':>12s}")
+    print(f"{'kernel':46s} {'N':>3s} {'numba ms':>10s} {'numpy ms':>10s} {'numpy/numba':>12s}")
     for name, nb, ref, reps in kernel_cases(dtype, rng, long_attention=not quick):
         reps = max(3, reps // 3) if quick else reps
         t_nb, t_ref = median_times_interleaved(nb, ref, reps)
@@ -271,7 +300,7 @@ def bench_kernels(dtype, quick: bool) -> list[dict]:
                 "speedup": t_ref / t_nb,
             }
         )
-        print(f"{name:40s} {reps:3d} {t_nb * 1e3:10.2f} {t_ref * 1e3:10.2f} {t_ref / t_nb:11.2f}x")
+        print(f"{name:46s} {reps:3d} {t_nb * 1e3:10.2f} {t_ref * 1e3:10.2f} {t_ref / t_nb:11.2f}x")
     return rows
 
 

@@ -16,6 +16,8 @@ embedding scatter-add is exact.
 
 from __future__ import annotations
 
+import os
+import sys
 from contextlib import contextmanager
 
 import numpy as np
@@ -23,7 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tinygrad_llm.kernels import adamw
+from tinygrad_llm.kernels import _blas, adamw
 from tinygrad_llm.kernels import attention as at
 from tinygrad_llm.kernels import cross_entropy as ce
 from tinygrad_llm.kernels import embedding as em
@@ -337,26 +339,67 @@ def test_attention_forward_backward(shape, dtype, seed, layout):
     k = heads_layout(rng, (b, h, tk, d), dtype, layout)
     v = heads_layout(rng, (b, h, tk, d), dtype, layout)
     dout = heads_layout(rng, (b, h, tq, d), dtype, layout)
-    check_attention(q, k, v, dout, 1.0 / np.sqrt(d))
+    for path in FUSED_PATHS:
+        with attention_path(path):
+            check_attention(q, k, v, dout, 1.0 / np.sqrt(d))
 
 
 @contextmanager
 def attention_path(path: str | None):
-    """Force the Numba attention's forward down one path: "few" (np.matmul per head group,
-    with groups of one head: 1 KiB of scores), "fused" (the fused kernels even for one
-    query), or None (the module's choice)."""
-    saved = at._FEW_QUERIES, at._TILE_BYTES
+    """Force the Numba attention down one path: "few" (np.matmul per head group, with groups
+    of one head: 1 KiB of scores), "fused" (the fused kernels even for one query; their block
+    products by OpenBLAS when _blas found it), "fused-numba" (the same with the products in
+    plain Numba, the path of NumPy builds without OpenBLAS), or None (the module's choice)."""
+    saved = at._FEW_QUERIES, at._TILE_BYTES, at.USE_BLAS
     if path == "few":
         at._FEW_QUERIES, at._TILE_BYTES = 10**9, 1 << 10
-    elif path == "fused":
+    elif path in ("fused", "fused-numba"):
         at._FEW_QUERIES = 0
+        at.USE_BLAS = path == "fused"
     try:
         yield
     finally:
-        at._FEW_QUERIES, at._TILE_BYTES = saved
+        at._FEW_QUERIES, at._TILE_BYTES, at.USE_BLAS = saved
 
 
-@pytest.mark.parametrize("path", [None, "few", "fused"])
+# the fused kernels' two ways of computing their block products (see attention_path)
+FUSED_PATHS = ["fused", "fused-numba"] if _blas.gemm_for(np.float32) else ["fused-numba"]
+
+
+def test_numpy_openblas_is_found():
+    """NumPy's PyPI wheels for Linux ship OpenBLAS; the attention kernels should find it
+    there (elsewhere, e.g. macOS wheels built on Accelerate, they run in plain Numba)."""
+    if not sys.platform.startswith("linux") or "openblas" not in str(np.show_config("dicts")):
+        pytest.skip("this NumPy is not built on OpenBLAS for Linux")
+    if os.environ.get("TINYGRAD_LLM_BLAS_KERNELS") == "0":
+        pytest.skip("TINYGRAD_LLM_BLAS_KERNELS=0 turns the OpenBLAS kernels off")
+    for dtype in (np.float32, np.float64):
+        assert _blas.gemm_for(dtype) is not None, _blas._libraries()
+    threads = _blas._get_threads()
+    with _blas.one_thread():
+        assert _blas._get_threads() == 1
+    assert _blas._get_threads() == threads
+
+
+def test_blas_gemm_on_row_views():
+    """gemm_for's function on rows with a leading dimension larger than a row, transposed and
+    not, against np.matmul; beta = 1 accumulates."""
+    for dtype in (np.float32, np.float64):
+        gemm = _blas.gemm_for(dtype)
+        if gemm is None:
+            pytest.skip("no OpenBLAS found (see test_numpy_openblas_is_found)")
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((5, 3, 4)).astype(dtype)  # rows a[:, 1] are 12 elements apart
+        b = rng.standard_normal((6, 4)).astype(dtype)
+        c = np.ones((5, 7), dtype)
+        ar = a[:, 1]
+        gemm(_blas.ROW_MAJOR, _blas.NO_TRANS, _blas.TRANS, 5, 6, 4, 2.0, ar.ctypes.data, 12,
+             b.ctypes.data, 4, 1.0, c.ctypes.data, 7)
+        np.testing.assert_allclose(c[:, :6], 1.0 + 2.0 * ar @ b.T, rtol=1e-5)
+        np.testing.assert_array_equal(c[:, 6], 1.0)  # past N: untouched
+
+
+@pytest.mark.parametrize("path", [None, "few", "fused", "fused-numba"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize(
     "shape",

@@ -15,53 +15,57 @@ Backward recomputes p = exp(s - lse) instead of storing a (Tq, Tk) matrix per he
 
 Numba versions.
   Training and prefill (Tq > _FEW_QUERIES = 4): fused kernels, parallel over the B*H heads
-  (prange; 48 at GPT-2 small's training shape, 12 at batch 1). Each head's rows are gathered
-  into contiguous per-thread arrays straight from the caller's arrays (see _rows: the
-  (B, T, H, D)-strided views the model makes and KV-cache slices are read in place, never
-  copied as a whole), then walked in blocks of _BQ = 64 queries:
-    forward:  S = Q K^T * scale against every key up to the block's last visible one (one
-              (64, kend) scratch row block), causal mask (-inf), row max, exp, sum, then
-              E V and out = (E V) / sum, lse = max + log sum; whole rows, so no running max
-              and no rescaling of the partial E V as in the online (flash) softmax.
-    backward: for each block of _BK = 64 keys, the query blocks that see it: S and
-              P = exp(S - lse) recomputed, dP = dO V^T, dS = P (dP - delta) * scale with
+  (prange; 48 at GPT-2 small's training shape, 12 at batch 1), each head walked in blocks of
+  _BQ = 64 queries. No (Tq, Tk) matrix exists at any time: per thread the scratch is one or
+  two (64, Tk) blocks (0.25-0.5 MiB at T = 1024 float32), plus, on the plain-Numba path, a few
+  (T, D) copies of the head's rows.
+    forward:  S = Q K^T * scale against every key up to the block's last visible one, causal
+              mask (-inf), row max, exp, sum, then out = (E V) / sum, lse = max + log sum;
+              whole rows, so no running max and no rescaling of a partial E V as in the
+              online (flash) softmax.
+    backward: S and P = exp(S - lse) recomputed, dP = dO V^T, dS = P (dP - delta) * scale with
               delta = rowsum(dO out), then dV += P^T dO, dK += dS^T Q, dQ += dS K,
               accumulated in the head's slices of the outputs (a head belongs to one thread).
-  No (Tq, Tk) matrix exists at any time; per thread the scratch is a few (T, D) arrays and one
-  (64, Tk) block: 1.3 MiB in forward, 1.9 MiB in backward at T = 1024 float32.
-  Block products: BLAS is not reachable from inside @njit here (Numba's np.dot needs SciPy,
-  not a dependency), so ``_abt`` computes out = A B^T as dot products along contiguous rows,
-  eight rows of B at a time sharing the loads of A's row; LLVM vectorises each dot product
-  (fastmath reassoc). The products whose contraction runs over rows (P^T dO, dS^T Q, dS K,
-  E V) use transposed copies, made once per head (V^T, Q^T, dO^T, K^T) or per block (P^T,
-  dS^T); their rows are padded (_padded) so that a column's elements are not 4 KiB apart.
+  The block products come in two versions:
+    _attn_fwd_blas / _attn_bwd_blas (used when kernels/_blas.py finds NumPy's OpenBLAS, as in
+      NumPy's Linux and Windows wheels): each product is one cblas_?gemm call on the calling
+      thread, straight on the caller's memory. A head's rows inside the (B, T, H, D) array the
+      model hands over are a matrix whose leading dimension is the row stride, so nothing is
+      gathered or transposed and E V is written into ``out`` in place. Backward walks query
+      blocks against keys [0, block end): S and dP for the block, then the five products.
+    _attn_fwd_kernel / _attn_bwd_kernel (any other NumPy build): the products in plain Numba.
+      Each head's rows are first gathered into contiguous per-thread arrays (_gather; _rows
+      gives row views of the caller's arrays and KV-cache slices without copying them whole),
+      ``_abt`` computes out = A B^T as dot products along contiguous rows, eight rows of B at
+      a time sharing the loads of A's row, and the products whose contraction runs over rows
+      (P^T dO, dS^T Q, dS K, E V) use transposed copies made once per head or per block,
+      their rows padded (_padded) so that a column's elements are not 4 KiB apart. Backward
+      walks key blocks of _BK = 64 and the query blocks that see them.
   Decoding (Tq <= 4): S = Q K^T and out = P V by np.matmul per batch element and group of
   heads (at most _TILE_BYTES = 4 MiB of scores), on the arrays as given, with a serial
   softmax kernel in between. Each product then has at most 4 * Tk * D multiply-adds (2^18 at
   Tk = 1024), which OpenBLAS runs on the calling thread: no thread is woken, nothing copied.
-  The fused kernels would gather and transpose all Tk keys and values of every head for one
-  query (2-4 ms at Tk = 1024).
   out is returned as a (B, H, Tq, D) view of a C-contiguous (B, Tq, H, D) array, the layout
   the model reshapes to (B, Tq, H * D) next (no copy there).
 
-Measured (float32, this 2-core Zen4 VM, shared with other work: wall times varied 1.5-3x
-between runs; the 1-thread CPU times below, OPENBLAS_NUM_THREADS=NUMBA_NUM_THREADS=1 and
-time.process_time, repeat within a few %). Previous version (inputs copied to contiguous
-(B*H, T, D) arrays first, online softmax over 64 x 64 blocks, unpadded transposes) -> this,
-ms per call, numpy reference in brackets:
-    (4, 12, 256, 64)    fwd 15.9 -> 14.0 (25.8)     bwd 37.7 -> 31.6 (43.1)
-    (1, 12, 1024, 64)   fwd 55.0 -> 43.6 (109)      bwd 127 -> 110 (176)
-    decode (1, 12, 1, 64) over 1024 cached keys: 3.6 -> 0.31 (0.29)
-The block products run at 45-53 GF/s per thread, ~75 % of the time. Tried and measured:
-  - Products by BLAS (np.matmul on tiles of 128 queries x heads, keys past the tile skipped,
-    Numba kernels for the softmax steps): 1.3-1.7x less CPU time than the kernels above
-    (np.matmul: 80-95 GF/s per thread on these tiles), and 2-thread wall times of 7.8 ms
-    forward / 15 ms backward at (4, 12, 256, 64) when OpenBLAS's workers spin between calls.
-    But every small product is an OpenBLAS call that synchronises its threads, 200-500 per
-    attention call: with the OPENBLAS_THREAD_TIMEOUT=4 tinygrad_llm sets (workers sleep at
-    once, see tinygrad_llm/__init__.py) each one waits for a sleeping thread to wake, and the
-    same shape took 15-50 ms forward, 58-64 ms backward; with another process busy on the
-    cores, single calls took seconds. The fused kernels have one parallel region per call.
+Measured (float32, this 2-core VM, shared with other work: wall times varied 1.5-3x between
+runs), ms per call on 2 threads, medians, one run of benchmarks/bench_kernels.py (its rows
+"... plain Numba" turn USE_BLAS off):
+                        OpenBLAS products       plain Numba
+    (4, 12, 256, 64)    fwd 6.1   bwd 15.9      fwd 10.5  bwd 20.7
+    (1, 12, 1024, 64)   fwd 14.8  bwd 35.8      fwd 26.3  bwd 53.1
+  A second comparison, both paths alternating in one script: fwd 7.8 vs 11.6, bwd 11.4 vs
+  23.8 at (4, 12, 256, 64); fwd 13.7 vs 28.1, bwd 30.7 vs 74.1 at (1, 12, 1024, 64).
+  A 1,024-token prefill of GPT-2 small went from 0.97x to 1.08x the plain PyTorch model's
+  speed (benchmarks/bench_generate.py --vs-torch).
+  Earlier measurements of the plain-Numba path (1-thread CPU time, OPENBLAS_NUM_THREADS=
+  NUMBA_NUM_THREADS=1): fwd 14.0 / bwd 31.6 at (4, 12, 256, 64), fwd 43.6 / bwd 110 at
+  (1, 12, 1024, 64); its block products run at 45-53 GF/s per thread. Tried there:
+  - Products by np.matmul from Python (tiles of 128 queries x heads, Numba kernels for the
+    softmax steps): each of the 200-500 small products per call was an OpenBLAS call that
+    woke and synchronised its sleeping threads (15-50 ms forward at (4, 12, 256, 64)). The
+    BLAS kernels above avoid that: one parallel region per call, OpenBLAS on one thread
+    inside it (_blas.one_thread).
   - Register-tiled outer-product micro-kernels in plain Numba (accumulator tiles of 4 x 32
     in a local array, or 32 scalar accumulators): 8-39 GF/s; LLVM keeps neither in
     registers. Rank-1-update loops over four rows: 29-48 GF/s.
@@ -79,7 +83,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from tinygrad_llm.kernels import dispatch
+from tinygrad_llm.kernels import _blas, dispatch
 from tinygrad_llm.kernels._numba import JIT, fexp, same_float, vmax
 
 
@@ -118,6 +122,8 @@ _BQ = 64  # queries per block of the fused kernels
 _BK = 64  # keys per block of the fused kernels
 _FEW_QUERIES = 4  # forward with at most this many queries (decoding) takes the np.matmul path
 _TILE_BYTES = 4 << 20  # np.matmul path: at most this many bytes of scores at a time
+_ROW_MAJOR, _NO_TRANS, _TRANS = _blas.ROW_MAJOR, _blas.NO_TRANS, _blas.TRANS
+USE_BLAS = True  # the fused kernels call OpenBLAS when _blas found it (tests switch this)
 
 
 @njit(**JIT)
@@ -370,6 +376,120 @@ def _attn_bwd_kernel(dout, dos, q, qs, k, ks, v, vs, out, os, lse, scale, dq, dk
                 _abt(dp, 0, 1, 0, kt, 0, 1, k0, nq, d, nk, dqh[q0:], one, True)  # dq += dS K
 
 
+# --------------------------------------------------- the fused kernels on OpenBLAS's GEMM
+
+
+@njit(**JIT)
+def _at(x, row, d):
+    """Address of row ``row`` of a (N, d) row view (see _rows)."""
+    return x.ctypes.data + row * d * x.itemsize
+
+
+@njit(parallel=True, **JIT)
+def _attn_fwd_blas(gemm, q, qs, k, ks, v, vs, tk, scale, out, lse):
+    """As _attn_fwd_kernel, with the two block products S = Q K^T scale and E V by ``gemm``
+    (see _blas) straight on the caller's rows: a head's rows are a matrix whose leading
+    dimension is the row stride, so nothing is gathered or transposed, and E V is written
+    into ``out`` (leading dimension H * D) in place."""
+    bsz, tq, nh, d = out.shape
+    off = tk - tq
+    T = q.dtype.type
+    one = T(1.0)
+    ldq, ldk, ldv = max(qs[2], 1) * d, max(ks[2], 1) * d, max(vs[2], 1) * d  # BLAS: ld >= d
+    for bh in prange(bsz * nh):
+        b, h = bh // nh, bh % nh
+        lds = _padded(tk)
+        s = np.empty((_BQ, lds), dtype=q.dtype)  # scores, then exp, of a query block
+        rinv = np.empty(_BQ, dtype=q.dtype)
+        q0_, k0_, v0_ = b * qs[0] + h * qs[1], b * ks[0] + h * ks[1], b * vs[0] + h * vs[1]
+        for q0 in range(0, tq, _BQ):
+            nq = min(_BQ, tq - q0)
+            kend = off + q0 + nq  # keys [0, kend) are seen by some query of the block
+            gemm(_ROW_MAJOR, _NO_TRANS, _TRANS, nq, kend, d, scale, _at(q, q0_ + q0 * qs[2], d),
+                 ldq, _at(k, k0_, d), ldk, 0.0, s.ctypes.data, lds)
+            for i in range(nq):
+                si = s[i]
+                for j in range(off + q0 + i + 1, kend):
+                    si[j] = -np.inf
+                mx = T(-np.inf)
+                for j in range(kend):
+                    mx = vmax(mx, si[j])
+                tot = T(0.0)
+                for j in range(kend):
+                    e = fexp(si[j] - mx)
+                    si[j] = e
+                    tot += e
+                rinv[i] = one / tot
+                lse[b, h, q0 + i] = mx + np.log(tot)
+            oq = out[b, q0:, h]  # (nq, d) rows nh * d apart
+            gemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, nq, d, kend, 1.0, s.ctypes.data, lds,
+                 _at(v, v0_, d), ldv, 0.0, oq.ctypes.data, nh * d)
+            for i in range(nq):
+                oi = oq[i]
+                for c in range(d):
+                    oi[c] *= rinv[i]
+
+
+@njit(parallel=True, **JIT)
+def _attn_bwd_blas(gemm, dout, dos, q, qs, k, ks, v, vs, out, os, lse, scale, dq, dk, dv):
+    """As _attn_bwd_kernel, with the five block products by ``gemm`` on the caller's rows.
+    Walked by query blocks: for the block's queries against keys [0, kend),
+        S = Q K^T scale, dP = dO V^T          (two (nq, kend) scratch blocks)
+        P = exp(S - lse), dS = P (dP - delta) scale
+        dV[:kend] += P^T dO, dK[:kend] += dS^T Q, dQ[block] = dS K."""
+    tq, d = dq.shape[1], dq.shape[2]
+    bsz, nh = lse.shape[0], lse.shape[1]
+    tk = dk.shape[1]
+    off = tk - tq
+    T = q.dtype.type
+    ldq, ldo = max(qs[2], 1) * d, max(dos[2], 1) * d
+    ldk, ldv = max(ks[2], 1) * d, max(vs[2], 1) * d
+    for bh in prange(bsz * nh):
+        b, h = bh // nh, bh % nh
+        lds = _padded(tk)
+        s = np.empty((_BQ, lds), dtype=q.dtype)  # S, then P
+        dp = np.empty((_BQ, lds), dtype=q.dtype)  # dP, then dS * scale
+        delta = np.empty(tq, dtype=q.dtype)
+        q0_, do0_ = b * qs[0] + h * qs[1], b * dos[0] + h * dos[1]
+        k0_, v0_, o0_ = b * ks[0] + h * ks[1], b * vs[0] + h * vs[1], b * os[0] + h * os[1]
+        dqh, dkh, dvh = dq[bh], dk[bh], dv[bh]
+        dkh[:] = 0.0  # accumulated over the query blocks
+        dvh[:] = 0.0
+        for i in range(tq):
+            oi, gi = out[o0_ + i * os[2]], dout[do0_ + i * dos[2]]
+            acc = T(0.0)
+            for c in range(d):
+                acc += gi[c] * oi[c]
+            delta[i] = acc  # rowsum(dout * out) == rowsum(dp * p)
+        lh = lse[b, h]
+        kp, vp = _at(k, k0_, d), _at(v, v0_, d)
+        for q0 in range(0, tq, _BQ):
+            nq = min(_BQ, tq - q0)
+            kend = off + q0 + nq
+            qp, dop = _at(q, q0_ + q0 * qs[2], d), _at(dout, do0_ + q0 * dos[2], d)
+            gemm(_ROW_MAJOR, _NO_TRANS, _TRANS, nq, kend, d, scale, qp, ldq, kp, ldk, 0.0,
+                 s.ctypes.data, lds)  # S = Q K^T scale
+            gemm(_ROW_MAJOR, _NO_TRANS, _TRANS, nq, kend, d, 1.0, dop, ldo, vp, ldv, 0.0,
+                 dp.ctypes.data, lds)  # dP = dO V^T
+            for i in range(nq):
+                si, dpi = s[i], dp[i]
+                li, di = lh[q0 + i], delta[q0 + i]
+                nv = off + q0 + i + 1  # keys this query sees
+                for j in range(nv):
+                    pj = fexp(si[j] - li)
+                    si[j] = pj
+                    dpi[j] = pj * (dpi[j] - di) * scale
+                for j in range(nv, kend):
+                    si[j] = 0.0
+                    dpi[j] = 0.0
+            gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, kend, d, nq, 1.0, s.ctypes.data, lds, dop, ldo,
+                 1.0, dvh.ctypes.data, d)  # dV += P^T dO
+            gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, kend, d, nq, 1.0, dp.ctypes.data, lds, qp, ldq,
+                 1.0, dkh.ctypes.data, d)  # dK += dS^T Q
+            gemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, nq, d, kend, 1.0, dp.ctypes.data, lds, kp,
+                 ldk, 0.0, dqh[q0:].ctypes.data, d)  # dQ = dS K
+
+
 @njit(**JIT)
 def _softmax_rows(s, scale, off, lse):
     """s (n, r, tk): raw scores q k^T of n heads x r queries against all keys (query i sees
@@ -463,7 +583,13 @@ def attention_forward_nb(q, k, v, scale: float):
     out = np.empty((b, tq, h, d), q.dtype)  # returned as a (B, H, Tq, D) view, see above
     lse = np.empty((b, h, tq), q.dtype)
     (qr, qs), (kr, ks), (vr, vs) = _rows(q), _rows(k), _rows(v)
-    _attn_fwd_kernel(qr, qs, kr, ks, vr, vs, k.shape[2], q.dtype.type(scale), out, lse)
+    args = (qr, qs, kr, ks, vr, vs, k.shape[2], q.dtype.type(scale), out, lse)
+    gemm = _blas.gemm_for(q.dtype) if USE_BLAS else None
+    if gemm is None:
+        _attn_fwd_kernel(*args)
+    else:
+        with _blas.one_thread():
+            _attn_fwd_blas(gemm, *args)
     return out.swapaxes(1, 2), lse
 
 
@@ -480,7 +606,13 @@ def attention_backward_nb(dout, q, k, v, out, lse, scale: float):
     views = [_rows(x) for x in (dout, q, k, v, out)]
     args = [a for rows_and_strides in views for a in rows_and_strides]
     lse = np.ascontiguousarray(lse)
-    _attn_bwd_kernel(*args, lse, q.dtype.type(scale), dq, dk, dv)
+    args += [lse, q.dtype.type(scale), dq, dk, dv]
+    gemm = _blas.gemm_for(q.dtype) if USE_BLAS else None
+    if gemm is None:
+        _attn_bwd_kernel(*args)
+    else:
+        with _blas.one_thread():
+            _attn_bwd_blas(gemm, *args)
     return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(k.shape)
 
 
