@@ -1,4 +1,5 @@
-"""Every differentiable op against central finite differences, on both kernel backends.
+"""Every differentiable op against central finite differences, on both kernel backends
+(and the fused attention also with its plain-Numba block products).
 
 One table, ``OPS``: each OpSpec says how to call the op, how many float inputs it takes,
 where their values come from (``domain``: an interval, or a strategy factory such as
@@ -445,6 +446,21 @@ def test_grad_matches_finite_differences(spec: OpSpec, backend: str) -> None:
         assert gradcheck(spec.fn, inputs)
 
     check()
+
+
+
+ATTENTION_OPS = [s for s in OPS if s.name.startswith("sdpa")]
+
+
+@pytest.mark.parametrize("spec", ATTENTION_OPS, ids=lambda s: s.name)
+def test_attention_grad_with_plain_numba_products(spec: OpSpec, monkeypatch) -> None:
+    """The numba backend's fused attention with its block products in plain Numba (the path of
+    NumPy builds without OpenBLAS; the test above runs the OpenBLAS products where found)."""
+    from tinygrad_llm.kernels import attention, use_backend
+
+    monkeypatch.setattr(attention, "USE_BLAS", False)
+    with use_backend("numba"):
+        test_grad_matches_finite_differences(spec, "numba")
 
 
 def _ops_in_graph(out: Tensor) -> set[str]:
