@@ -30,9 +30,11 @@ Numba versions.
     _attn_fwd_blas / _attn_bwd_blas (used when kernels/_blas.py finds NumPy's OpenBLAS, as in
       NumPy's Linux and Windows wheels): each product is one cblas_?gemm call on the calling
       thread, straight on the caller's memory. A head's rows inside the (B, T, H, D) array the
-      model hands over are a matrix whose leading dimension is the row stride, so nothing is
-      gathered or transposed and E V is written into ``out`` in place. Backward walks query
-      blocks against keys [0, block end): S and dP for the block, then the five products.
+      model hands over are a matrix whose leading dimension is the row stride, so Q, dO and V
+      are read in place and E V is written into ``out`` in place; only K (and V in backward)
+      is transposed once per head, for S = Q K^T (and dP = dO V^T) as NN products. Backward
+      walks query blocks against keys [0, block end): S and dP for the block, then the five
+      products.
     _attn_fwd_kernel / _attn_bwd_kernel (any other NumPy build): the products in plain Numba.
       Each head's rows are first gathered into contiguous per-thread arrays (_gather; _rows
       gives row views of the caller's arrays and KV-cache slices without copying them whole),
@@ -52,10 +54,10 @@ Measured (float32, this 2-core VM, shared with other work: wall times varied 1.5
 runs), ms per call on 2 threads, medians, one run of benchmarks/bench_kernels.py (its rows
 "... plain Numba" turn USE_BLAS off):
                         OpenBLAS products       plain Numba
-    (4, 12, 256, 64)    fwd 6.1   bwd 15.9      fwd 10.5  bwd 20.7
-    (1, 12, 1024, 64)   fwd 14.8  bwd 35.8      fwd 26.3  bwd 53.1
-  A second comparison, both paths alternating in one script: fwd 7.8 vs 11.6, bwd 11.4 vs
-  23.8 at (4, 12, 256, 64); fwd 13.7 vs 28.1, bwd 30.7 vs 74.1 at (1, 12, 1024, 64).
+    (4, 12, 256, 64)    fwd 4.8   bwd 9.8       fwd 7.3   bwd 15.8
+    (1, 12, 1024, 64)   fwd 12.3  bwd 27.2      fwd 25.3  bwd 50.2
+  The first OpenBLAS version, with S = Q K^T and dP = dO V^T as NT products on the rows in
+  place (no K^T, V^T), measured fwd 6.1 / bwd 15.9 and fwd 14.8 / bwd 35.8 in the same table.
   A 1,024-token prefill of GPT-2 small went from 0.97x to 1.08x the plain PyTorch model's
   speed (benchmarks/bench_generate.py --vs-torch).
   Earlier measurements of the plain-Numba path (1-thread CPU time, OPENBLAS_NUM_THREADS=
@@ -385,28 +387,42 @@ def _at(x, row, d):
     return x.ctypes.data + row * d * x.itemsize
 
 
+@njit(**JIT)
+def _transpose_rows(x, r0, rs, n, xt):
+    """xt[c, i] = x[r0 + i * rs, c] for i < n: rows of a row view (see _rows) into the columns
+    of xt (d, >= n). The products against all keys, S = Q K^T and dP = dO V^T, then run as
+    NN GEMMs on K^T and V^T: 10-20 % faster than OpenBLAS's NT path on the rows in place at
+    these shapes (inner dimension D = 64), the transposes included."""
+    for i in range(n):
+        xi = x[r0 + i * rs]
+        for c in range(xt.shape[0]):
+            xt[c, i] = xi[c]
+
+
 @njit(parallel=True, **JIT)
 def _attn_fwd_blas(gemm, q, qs, k, ks, v, vs, tk, scale, out, lse):
     """As _attn_fwd_kernel, with the two block products S = Q K^T scale and E V by ``gemm``
-    (see _blas) straight on the caller's rows: a head's rows are a matrix whose leading
-    dimension is the row stride, so nothing is gathered or transposed, and E V is written
-    into ``out`` (leading dimension H * D) in place."""
+    (see _blas) on the caller's rows: a head's rows are a matrix whose leading dimension is
+    the row stride, so Q and V are read in place and E V is written into ``out`` (leading
+    dimension H * D) in place; K is transposed once per head (_transpose_rows)."""
     bsz, tq, nh, d = out.shape
     off = tk - tq
     T = q.dtype.type
     one = T(1.0)
-    ldq, ldk, ldv = max(qs[2], 1) * d, max(ks[2], 1) * d, max(vs[2], 1) * d  # BLAS: ld >= d
+    ldq, ldv = max(qs[2], 1) * d, max(vs[2], 1) * d  # BLAS: ld >= d
     for bh in prange(bsz * nh):
         b, h = bh // nh, bh % nh
         lds = _padded(tk)
         s = np.empty((_BQ, lds), dtype=q.dtype)  # scores, then exp, of a query block
         rinv = np.empty(_BQ, dtype=q.dtype)
+        kt = np.empty((d, lds), dtype=q.dtype)  # K^T (see _transpose_rows)
         q0_, k0_, v0_ = b * qs[0] + h * qs[1], b * ks[0] + h * ks[1], b * vs[0] + h * vs[1]
+        _transpose_rows(k, k0_, ks[2], tk, kt)
         for q0 in range(0, tq, _BQ):
             nq = min(_BQ, tq - q0)
             kend = off + q0 + nq  # keys [0, kend) are seen by some query of the block
-            gemm(_ROW_MAJOR, _NO_TRANS, _TRANS, nq, kend, d, scale, _at(q, q0_ + q0 * qs[2], d),
-                 ldq, _at(k, k0_, d), ldk, 0.0, s.ctypes.data, lds)
+            gemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, nq, kend, d, scale,
+                 _at(q, q0_ + q0 * qs[2], d), ldq, kt.ctypes.data, lds, 0.0, s.ctypes.data, lds)
             for i in range(nq):
                 si = s[i]
                 for j in range(off + q0 + i + 1, kend):
@@ -442,13 +458,14 @@ def _attn_bwd_blas(gemm, dout, dos, q, qs, k, ks, v, vs, out, os, lse, scale, dq
     tk = dk.shape[1]
     off = tk - tq
     T = q.dtype.type
-    ldq, ldo = max(qs[2], 1) * d, max(dos[2], 1) * d
-    ldk, ldv = max(ks[2], 1) * d, max(vs[2], 1) * d
+    ldq, ldo, ldk = max(qs[2], 1) * d, max(dos[2], 1) * d, max(ks[2], 1) * d  # BLAS: ld >= d
     for bh in prange(bsz * nh):
         b, h = bh // nh, bh % nh
         lds = _padded(tk)
         s = np.empty((_BQ, lds), dtype=q.dtype)  # S, then P
         dp = np.empty((_BQ, lds), dtype=q.dtype)  # dP, then dS * scale
+        kt = np.empty((d, lds), dtype=q.dtype)  # K^T and V^T (see _transpose_rows)
+        vt = np.empty((d, lds), dtype=q.dtype)
         delta = np.empty(tq, dtype=q.dtype)
         q0_, do0_ = b * qs[0] + h * qs[1], b * dos[0] + h * dos[1]
         k0_, v0_, o0_ = b * ks[0] + h * ks[1], b * vs[0] + h * vs[1], b * os[0] + h * os[1]
@@ -462,15 +479,17 @@ def _attn_bwd_blas(gemm, dout, dos, q, qs, k, ks, v, vs, out, os, lse, scale, dq
                 acc += gi[c] * oi[c]
             delta[i] = acc  # rowsum(dout * out) == rowsum(dp * p)
         lh = lse[b, h]
-        kp, vp = _at(k, k0_, d), _at(v, v0_, d)
+        kp = _at(k, k0_, d)
+        _transpose_rows(k, k0_, ks[2], tk, kt)
+        _transpose_rows(v, v0_, vs[2], tk, vt)
         for q0 in range(0, tq, _BQ):
             nq = min(_BQ, tq - q0)
             kend = off + q0 + nq
             qp, dop = _at(q, q0_ + q0 * qs[2], d), _at(dout, do0_ + q0 * dos[2], d)
-            gemm(_ROW_MAJOR, _NO_TRANS, _TRANS, nq, kend, d, scale, qp, ldq, kp, ldk, 0.0,
-                 s.ctypes.data, lds)  # S = Q K^T scale
-            gemm(_ROW_MAJOR, _NO_TRANS, _TRANS, nq, kend, d, 1.0, dop, ldo, vp, ldv, 0.0,
-                 dp.ctypes.data, lds)  # dP = dO V^T
+            gemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, nq, kend, d, scale, qp, ldq, kt.ctypes.data,
+                 lds, 0.0, s.ctypes.data, lds)  # S = Q K^T scale
+            gemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, nq, kend, d, 1.0, dop, ldo, vt.ctypes.data,
+                 lds, 0.0, dp.ctypes.data, lds)  # dP = dO V^T
             for i in range(nq):
                 si, dpi = s[i], dp[i]
                 li, di = lh[q0 + i], delta[q0 + i]
