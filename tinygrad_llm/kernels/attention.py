@@ -58,8 +58,9 @@ runs), ms per call on 2 threads, medians, one run of benchmarks/bench_kernels.py
     (1, 12, 1024, 64)   fwd 12.3  bwd 27.2      fwd 25.3  bwd 50.2
   The first OpenBLAS version, with S = Q K^T and dP = dO V^T as NT products on the rows in
   place (no K^T, V^T), measured fwd 6.1 / bwd 15.9 and fwd 14.8 / bwd 35.8 in the same table.
-  A 1,024-token prefill of GPT-2 small went from 0.97x to 1.08x the plain PyTorch model's
-  speed (benchmarks/bench_generate.py --vs-torch).
+  A 1,024-token prefill of GPT-2 small went from 0.97x the plain PyTorch model's speed to
+  0.98-1.08x (four runs) with the first version and 1.03x with this one
+  (benchmarks/bench_generate.py --vs-torch; the rest of the prefill is mostly GEMMs).
   Earlier measurements of the plain-Numba path (1-thread CPU time, OPENBLAS_NUM_THREADS=
   NUMBA_NUM_THREADS=1): fwd 14.0 / bwd 31.6 at (4, 12, 256, 64), fwd 43.6 / bwd 110 at
   (1, 12, 1024, 64); its block products run at 45-53 GF/s per thread. Tried there:
