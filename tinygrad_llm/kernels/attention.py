@@ -250,13 +250,55 @@ def _gather(x, r0, rs, n, dst):
 
 
 @njit(**JIT)
-def _transpose_into(x, xt):
-    """xt[c, i] = x[i, c] for x (n, d) and xt (d, >= n), both 2-D C-contiguous."""
-    n, d = x.shape
+def _transpose_rows(x, r0, rs, n, xt):
+    """xt[c, i] = x[r0 + i * rs, c] for i < n: rows of x (a row view, see _rows, or a
+    contiguous (n, d) array with r0 = 0, rs = 1) into the columns of xt (d, >= n, rows padded,
+    see _padded). The OpenBLAS kernels use it for K^T and V^T, so that S = Q K^T and
+    dP = dO V^T run as NN GEMMs: 10-20 % faster than OpenBLAS's NT path on the rows in place
+    at these shapes (inner dimension D = 64), the transposes included. The plain-Numba
+    kernels use it for the products whose contraction runs over rows."""
     for i in range(n):
-        xi = x[i]
-        for c in range(d):
+        xi = x[r0 + i * rs]
+        for c in range(xt.shape[0]):
             xt[c, i] = xi[c]
+
+
+@njit(**JIT)
+def _exp_rows(s, nq, first, kend, rinv, lse_rows):
+    """The forward's softmax of a block of score rows, in place: row i < nq of s holds the
+    scores of a query that sees keys 0 .. first + i of [0, kend). The keys past that are set
+    to -inf (exp(-inf) = 0: the loops then run over whole rows), then s[i] = exp(s[i] - max),
+    rinv[i] = 1 / sum (p = e / sum, applied later to the rows of E V) and
+    lse_rows[i] = max + log(sum)."""
+    T = s.dtype.type
+    for i in range(nq):
+        si = s[i]
+        for j in range(first + i + 1, kend):
+            si[j] = -np.inf
+        mx = T(-np.inf)
+        for j in range(kend):
+            mx = vmax(mx, si[j])
+        tot = T(0.0)
+        for j in range(kend):
+            e = fexp(si[j] - mx)
+            si[j] = e
+            tot += e
+        rinv[i] = T(1.0) / tot
+        lse_rows[i] = mx + np.log(tot)
+
+
+@njit(**JIT)
+def _p_ds_row(si, dpi, li, di, scale, nv, n):
+    """The backward's elementwise step on one query's row of n keys, of which the first nv
+    are visible: si (scores) -> P = exp(S - lse), dpi (dP) -> dS * scale =
+    P (dP - delta) * scale; both 0 past the visible keys."""
+    for j in range(nv):
+        pj = fexp(si[j] - li)
+        si[j] = pj
+        dpi[j] = pj * (dpi[j] - di) * scale
+    for j in range(nv, n):
+        si[j] = 0.0
+        dpi[j] = 0.0
 
 
 @njit(parallel=True, **JIT)
@@ -280,25 +322,12 @@ def _attn_fwd_kernel(q, qs, k, ks, v, vs, tk, scale, out, lse):
         _gather(q, b * qs[0] + h * qs[1], qs[2], tq, qh)
         _gather(k, b * ks[0] + h * ks[1], ks[2], tk, kh)
         _gather(v, b * vs[0] + h * vs[1], vs[2], tk, vh)
-        _transpose_into(vh, vt)
+        _transpose_rows(vh, 0, 1, tk, vt)
         for q0 in range(0, tq, _BQ):
             nq = min(_BQ, tq - q0)
             kend = off + q0 + nq  # keys [0, kend) are seen by some query of the block
             _abt(qh, q0, 1, 0, kh, 0, 1, 0, nq, kend, d, s, scale, False)  # S = Q K^T scale
-            for i in range(nq):
-                si = s[i]
-                for j in range(off + q0 + i + 1, kend):
-                    si[j] = -np.inf  # exp(-inf) = 0: the loops below run over kend keys
-                mx = T(-np.inf)
-                for j in range(kend):
-                    mx = vmax(mx, si[j])
-                tot = T(0.0)
-                for j in range(kend):
-                    e = fexp(si[j] - mx)
-                    si[j] = e
-                    tot += e
-                rinv[i] = one / tot  # p = e / tot: applied to the rows of e v below
-                lse[b, h, q0 + i] = mx + np.log(tot)
+            _exp_rows(s, nq, off + q0, kend, rinv, lse[b, h, q0:])
             _abt(s, 0, 1, 0, vt, 0, 1, 0, nq, d, kend, acc, one, False)  # E V
             for i in range(nq):
                 oi = out[b, q0 + i, h]
@@ -340,9 +369,9 @@ def _attn_bwd_kernel(dout, dos, q, qs, k, ks, v, vs, out, os, lse, scale, dq, dk
         _gather(dout, b * dos[0] + h * dos[1], dos[2], tq, doh)
         _gather(k, b * ks[0] + h * ks[1], ks[2], tk, kh)
         _gather(v, b * vs[0] + h * vs[1], vs[2], tk, vh)
-        _transpose_into(qh, qt)
-        _transpose_into(doh, dot)
-        _transpose_into(kh, kt)
+        _transpose_rows(qh, 0, 1, tq, qt)
+        _transpose_rows(doh, 0, 1, tq, dot)
+        _transpose_rows(kh, 0, 1, tk, kt)
         o0 = b * os[0] + h * os[1]
         lh = lse[b, h]
         for i in range(tq):
@@ -363,14 +392,7 @@ def _attn_bwd_kernel(dout, dos, q, qs, k, ks, v, vs, out, os, lse, scale, dq, dk
                     dpi = dp[i]
                     li = lh[q0 + i]
                     di = delta[q0 + i]
-                    nv = max(0, min(nk, off + q0 + i - k0 + 1))
-                    for j in range(nv):
-                        pj = fexp(si[j] - li)
-                        si[j] = pj
-                        dpi[j] = pj * (dpi[j] - di) * scale
-                    for j in range(nv, nk):
-                        si[j] = 0.0
-                        dpi[j] = 0.0
+                    _p_ds_row(si, dpi, li, di, scale, max(0, min(nk, off + q0 + i - k0 + 1)), nk)
                     for j in range(nk):
                         pt[j, i] = si[j]
                         dst[j, i] = dpi[j]
@@ -388,18 +410,6 @@ def _at(x, row, d):
     return x.ctypes.data + row * d * x.itemsize
 
 
-@njit(**JIT)
-def _transpose_rows(x, r0, rs, n, xt):
-    """xt[c, i] = x[r0 + i * rs, c] for i < n: rows of a row view (see _rows) into the columns
-    of xt (d, >= n). The products against all keys, S = Q K^T and dP = dO V^T, then run as
-    NN GEMMs on K^T and V^T: 10-20 % faster than OpenBLAS's NT path on the rows in place at
-    these shapes (inner dimension D = 64), the transposes included."""
-    for i in range(n):
-        xi = x[r0 + i * rs]
-        for c in range(xt.shape[0]):
-            xt[c, i] = xi[c]
-
-
 @njit(parallel=True, **JIT)
 def _attn_fwd_blas(gemm, q, qs, k, ks, v, vs, tk, scale, out, lse):
     """As _attn_fwd_kernel, with the two block products S = Q K^T scale and E V by ``gemm``
@@ -408,8 +418,6 @@ def _attn_fwd_blas(gemm, q, qs, k, ks, v, vs, tk, scale, out, lse):
     dimension H * D) in place; K is transposed once per head (_transpose_rows)."""
     bsz, tq, nh, d = out.shape
     off = tk - tq
-    T = q.dtype.type
-    one = T(1.0)
     ldq, ldv = max(qs[2], 1) * d, max(vs[2], 1) * d  # BLAS: ld >= d
     for bh in prange(bsz * nh):
         b, h = bh // nh, bh % nh
@@ -424,20 +432,7 @@ def _attn_fwd_blas(gemm, q, qs, k, ks, v, vs, tk, scale, out, lse):
             kend = off + q0 + nq  # keys [0, kend) are seen by some query of the block
             gemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, nq, kend, d, scale,
                  _at(q, q0_ + q0 * qs[2], d), ldq, kt.ctypes.data, lds, 0.0, s.ctypes.data, lds)
-            for i in range(nq):
-                si = s[i]
-                for j in range(off + q0 + i + 1, kend):
-                    si[j] = -np.inf
-                mx = T(-np.inf)
-                for j in range(kend):
-                    mx = vmax(mx, si[j])
-                tot = T(0.0)
-                for j in range(kend):
-                    e = fexp(si[j] - mx)
-                    si[j] = e
-                    tot += e
-                rinv[i] = one / tot
-                lse[b, h, q0 + i] = mx + np.log(tot)
+            _exp_rows(s, nq, off + q0, kend, rinv, lse[b, h, q0:])
             oq = out[b, q0:, h]  # (nq, d) rows nh * d apart
             gemm(_ROW_MAJOR, _NO_TRANS, _NO_TRANS, nq, d, kend, 1.0, s.ctypes.data, lds,
                  _at(v, v0_, d), ldv, 0.0, oq.ctypes.data, nh * d)
@@ -494,14 +489,7 @@ def _attn_bwd_blas(gemm, dout, dos, q, qs, k, ks, v, vs, out, os, lse, scale, dq
             for i in range(nq):
                 si, dpi = s[i], dp[i]
                 li, di = lh[q0 + i], delta[q0 + i]
-                nv = off + q0 + i + 1  # keys this query sees
-                for j in range(nv):
-                    pj = fexp(si[j] - li)
-                    si[j] = pj
-                    dpi[j] = pj * (dpi[j] - di) * scale
-                for j in range(nv, kend):
-                    si[j] = 0.0
-                    dpi[j] = 0.0
+                _p_ds_row(si, dpi, li, di, scale, off + q0 + i + 1, kend)
             gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, kend, d, nq, 1.0, s.ctypes.data, lds, dop, ldo,
                  1.0, dvh.ctypes.data, d)  # dV += P^T dO
             gemm(_ROW_MAJOR, _TRANS, _NO_TRANS, kend, d, nq, 1.0, dp.ctypes.data, lds, qp, ldq,
