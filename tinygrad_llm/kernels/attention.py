@@ -581,6 +581,17 @@ def _supported(q, k, v, scale, *more) -> bool:
     )
 
 
+def _launch(plain_kernel, blas_kernel, dtype, args) -> None:
+    """Run a fused kernel: its OpenBLAS version when _blas found NumPy's OpenBLAS (and
+    USE_BLAS), OpenBLAS on one thread meanwhile; else its plain-Numba version."""
+    gemm = _blas.gemm_for(dtype) if USE_BLAS else None
+    if gemm is None:
+        plain_kernel(*args)
+    else:
+        with _blas.one_thread():
+            blas_kernel(gemm, *args)
+
+
 def attention_forward_nb(q, k, v, scale: float):
     """Return (out (B, H, Tq, D), lse (B, H, Tq))."""
     if not _supported(q, k, v, scale):
@@ -592,12 +603,7 @@ def attention_forward_nb(q, k, v, scale: float):
     lse = np.empty((b, h, tq), q.dtype)
     (qr, qs), (kr, ks), (vr, vs) = _rows(q), _rows(k), _rows(v)
     args = (qr, qs, kr, ks, vr, vs, k.shape[2], q.dtype.type(scale), out, lse)
-    gemm = _blas.gemm_for(q.dtype) if USE_BLAS else None
-    if gemm is None:
-        _attn_fwd_kernel(*args)
-    else:
-        with _blas.one_thread():
-            _attn_fwd_blas(gemm, *args)
+    _launch(_attn_fwd_kernel, _attn_fwd_blas, q.dtype, args)
     return out.swapaxes(1, 2), lse
 
 
@@ -615,12 +621,7 @@ def attention_backward_nb(dout, q, k, v, out, lse, scale: float):
     args = [a for rows_and_strides in views for a in rows_and_strides]
     lse = np.ascontiguousarray(lse)
     args += [lse, q.dtype.type(scale), dq, dk, dv]
-    gemm = _blas.gemm_for(q.dtype) if USE_BLAS else None
-    if gemm is None:
-        _attn_bwd_kernel(*args)
-    else:
-        with _blas.one_thread():
-            _attn_bwd_blas(gemm, *args)
+    _launch(_attn_bwd_kernel, _attn_bwd_blas, q.dtype, args)
     return dq.reshape(q.shape), dk.reshape(k.shape), dv.reshape(k.shape)
 
 
