@@ -16,9 +16,9 @@ Backward recomputes p = exp(s - lse) instead of storing a (Tq, Tk) matrix per he
 Numba versions.
   Training and prefill (Tq > _FEW_QUERIES = 4): fused kernels, parallel over the B*H heads
   (prange; 48 at GPT-2 small's training shape, 12 at batch 1), each head walked in blocks of
-  _BQ = 64 queries. No (Tq, Tk) matrix exists at any time: per thread the scratch is one or
-  two (64, Tk) blocks (0.25-0.5 MiB at T = 1024 float32), plus, on the plain-Numba path, a few
-  (T, D) copies of the head's rows.
+  _BQ = 64 queries. No (Tq, Tk) matrix exists at any time: per thread the scratch is a few
+  (64, Tk) and (D, Tk) blocks (OpenBLAS path at T = 1024 float32: 0.5 MiB forward, 1 MiB
+  backward), plus, on the plain-Numba path, (T, D) copies of the head's rows.
     forward:  S = Q K^T * scale against every key up to the block's last visible one, causal
               mask (-inf), row max, exp, sum, then out = (E V) / sum, lse = max + log sum;
               whole rows, so no running max and no rescaling of a partial E V as in the
@@ -47,6 +47,8 @@ Numba versions.
   heads (at most _TILE_BYTES = 4 MiB of scores), on the arrays as given, with a serial
   softmax kernel in between. Each product then has at most 4 * Tk * D multiply-adds (2^18 at
   Tk = 1024), which OpenBLAS runs on the calling thread: no thread is woken, nothing copied.
+  The fused OpenBLAS kernel took 0.14-0.25 ms per call there against this path's 0.01-0.11 ms
+  (one query, 12 heads, 17-1024 cached keys).
   out is returned as a (B, H, Tq, D) view of a C-contiguous (B, Tq, H, D) array, the layout
   the model reshapes to (B, Tq, H * D) next (no copy there).
 
