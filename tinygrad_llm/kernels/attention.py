@@ -140,7 +140,7 @@ def _abt(a, a0, ast, ak, b, b0, bst, bk, m, p, n, out, alpha, accumulate):
     a0, a0 + ast, ... and b0, b0 + bst, ... (row views of strided inputs, see _rows); alpha of
     that dtype;
     accumulate: bool, add to out instead of overwriting it. Dot products along contiguous
-    rows, eight rows of b per pass (then four, then one) so each load of a's row feeds
+    rows, eight rows of b per pass (then one at a time) so each load of a's row feeds
     eight FMAs (8 rows: 7-9 % faster attention than 4 rows). The rows are
     sliced to [k, k + n) first so the inner loop indexes from 0: with ``row[k + c]`` Numba's
     negative-index wraparound could not be proven dead and the loads became gathers
@@ -196,32 +196,6 @@ def _abt(a, a0, ast, ak, b, b0, bst, bk, m, p, n, out, alpha, accumulate):
                 oi[j + 6] = alpha * s6
                 oi[j + 7] = alpha * s7
             j += 8
-        while j + 4 <= p:
-            r0 = b[b0 + j * bst, bk : bk + n]
-            r1 = b[b0 + (j + 1) * bst, bk : bk + n]
-            r2 = b[b0 + (j + 2) * bst, bk : bk + n]
-            r3 = b[b0 + (j + 3) * bst, bk : bk + n]
-            s0 = T(0.0)
-            s1 = T(0.0)
-            s2 = T(0.0)
-            s3 = T(0.0)
-            for c in range(n):
-                x = ai[c]
-                s0 += x * r0[c]
-                s1 += x * r1[c]
-                s2 += x * r2[c]
-                s3 += x * r3[c]
-            if accumulate:
-                oi[j] += alpha * s0
-                oi[j + 1] += alpha * s1
-                oi[j + 2] += alpha * s2
-                oi[j + 3] += alpha * s3
-            else:
-                oi[j] = alpha * s0
-                oi[j + 1] = alpha * s1
-                oi[j + 2] = alpha * s2
-                oi[j + 3] = alpha * s3
-            j += 4
         while j < p:
             r0 = b[b0 + j * bst, bk : bk + n]
             s0 = T(0.0)
